@@ -1,0 +1,24 @@
+"""The choreo wire protocol (ZeroMQ multipart, JSON headers, raw array buffers) and a client.
+
+This package imports neither torch nor bpy, so the Blender add-on and small
+scripts can use it with just pyzmq and numpy. docs/protocol.md is the spec.
+"""
+
+from protocol.client import ChoreoClient, GenerationResult, StreamedChunk
+from protocol.connection import (
+    default_connection_file, find_connection_files, read_connection_file, runtime_dir,
+    write_connection_file,
+)
+from protocol.errors import ERROR_CODES, ChoreoError, ChoreoTimeout, ProtocolError
+from protocol.messages import (
+    ALLOWED_DTYPES, DEFAULT_MAX_MESSAGE_BYTES, PROTOCOL_NAME, PROTOCOL_VERSION, REPLY_TYPES,
+    REQUEST_TYPES, RESERVED_TYPES, Message, decode, encode,
+)
+
+__all__ = [
+    "ALLOWED_DTYPES", "DEFAULT_MAX_MESSAGE_BYTES", "ERROR_CODES", "PROTOCOL_NAME",
+    "PROTOCOL_VERSION", "REPLY_TYPES", "REQUEST_TYPES", "RESERVED_TYPES", "ChoreoClient",
+    "ChoreoError", "ChoreoTimeout", "GenerationResult", "Message", "ProtocolError",
+    "StreamedChunk", "decode", "default_connection_file", "encode", "find_connection_files",
+    "read_connection_file", "runtime_dir", "write_connection_file",
+]

@@ -197,7 +197,7 @@ def quaternion_sign_continuity(quaternions: Tensor, dim: int = 0) -> Tensor:
 
 def _numpy_version(fn: Callable[..., Tensor]) -> Callable[..., np.ndarray]:
     def wrapped(*args, **kwargs):
-        converted = [torch.from_numpy(np.asarray(a)) if isinstance(a, (np.ndarray, list, tuple)) else a for a in args]
+        converted = [torch.from_numpy(np.ascontiguousarray(a)) if isinstance(a, (np.ndarray, list, tuple)) else a for a in args]
         return fn(*converted, **kwargs).numpy()
     wrapped.__name__ = fn.__name__
     wrapped.__doc__ = f"Numpy front for :func:`{fn.__module__}.{fn.__name__}`."

@@ -1,0 +1,231 @@
+"""``choreo``: the command line of the backend.
+
+    choreo serve                      run a backend (the Blender add-on connects to it)
+    choreo generate SONG --out X.npz  dance for a song, through a backend process
+    choreo train DATA --out RUN       train a generator on a dataset folder
+    choreo demo                       the bundled model on the bundled song, end to end
+    choreo bench                      measure speed; writes docs/benchmarks.md
+
+``generate`` and ``demo`` talk to the backend over the same protocol as the add-on:
+they start a private local backend process (or use ``--connect FILE`` to reach a
+running one), so the command line exercises the product's real path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE_SONG = Path(__file__).resolve().parent / "examples" / "metal_madness_excerpt.ogg"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="choreo", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    from backend.server.config import add_server_arguments
+    serve = sub.add_parser("serve", help="run a backend server")
+    add_server_arguments(serve)
+
+    gen = sub.add_parser("generate", help="generate a dance for a song")
+    gen.add_argument("audio", type=Path, help="wav, flac, ogg or mp3")
+    gen.add_argument("--out", type=Path, required=True, help="output .npz")
+    _add_generation_arguments(gen)
+
+    demo = sub.add_parser("demo", help="generate for the bundled example song with the bundled model")
+    demo.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder")
+    _add_generation_arguments(demo, default_seconds=None)
+
+    train = sub.add_parser("train", help="train a generator on a dataset folder")
+    _add_train_arguments(train)
+
+    bench = sub.add_parser("bench", help="measure speed and write docs/benchmarks.md")
+    bench.add_argument("--out", type=Path, default=REPO_ROOT / "docs" / "benchmarks.md")
+    bench.add_argument("--quick", action="store_true", help="fewer repetitions (a smoke run)")
+
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    return {"serve": _serve, "generate": _generate, "demo": _demo, "train": _train,
+            "bench": _bench}[args.command](args)
+
+
+# ---------------------------------------------------------------- serve
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from backend.server.config import config_from_args
+    from backend.server.server import serve
+    return serve(config_from_args(args))
+
+
+# ---------------------------------------------------------------- generate / demo
+
+
+def _add_generation_arguments(p: argparse.ArgumentParser, default_seconds: float | None = None) -> None:
+    p.add_argument("--model", default=None, help="generator name (default: the backend's default)")
+    p.add_argument("--checkpoint", type=Path, default=None, help="weights to load instead of the bundled ones")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--start", type=float, default=0.0, help="where in the song to start (s)")
+    p.add_argument("--seconds", type=float, default=default_seconds, help="how much to dance (s; default: to the end)")
+    p.add_argument("--steps", type=int, default=None, help="sampling steps (model option)")
+    p.add_argument("--guidance", type=float, default=None, help="guidance weight (model option)")
+    p.add_argument("--bvh", type=Path, default=None, help="also write a BVH file here")
+    p.add_argument("--connect", type=Path, default=None,
+                   help="connection file of a running backend (default: start a private one)")
+    p.add_argument("--device", default="auto", help="device for a backend started here")
+
+
+def _generate(args: argparse.Namespace) -> int:
+    npz, bvh, _ = _run_generation(args, args.audio, args.out, args.bvh)
+    print(f"wrote {npz}" + (f" and {bvh}" if bvh else ""))
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    npz, bvh, result = _run_generation(args, EXAMPLE_SONG, out / "dance.npz", out / "dance.bvh")
+    s = result.summary
+    print(f"\nDanced {result.num_frames / result.fps:.1f} s to {EXAMPLE_SONG.name} "
+          f"({s.get('tempo_bpm', 0):.0f} BPM) with model {s.get('model')}, seed {s.get('seed')}.")
+    print(f"  motion (npz): {npz.resolve()}")
+    print(f"  motion (BVH): {bvh.resolve()}")
+    t = result.timings
+    if t:
+        print(f"  timings: first chunk {t.get('first_chunk_seconds', float('nan')):.2f} s, "
+              f"total {t.get('total_seconds', float('nan')):.2f} s")
+    return 0
+
+
+def _run_generation(args: argparse.Namespace, audio: Path, out_npz: Path, out_bvh: Path | None):
+    """Send ``audio`` to a backend, stream the dance back, write npz (and BVH)."""
+    from tqdm import tqdm
+
+    from backend.motion.bvh import write_bvh
+    from backend.motion.clip import MotionClip
+
+    if not Path(audio).is_file():
+        raise SystemExit(f"choreo: no such audio file: {audio}")
+    options = {k: v for k, v in (("steps", args.steps), ("guidance", args.guidance)) if v is not None}
+    with _backend(args) as client:
+        bar = tqdm(total=1000, desc="dancing", unit="‰", dynamic_ncols=True, leave=False)
+
+        def on_progress(stage: str, fraction: float) -> None:
+            bar.set_description(stage)
+            bar.n = int(fraction * 1000)
+            bar.refresh()
+
+        result = client.generate(Path(audio).read_bytes(), model=args.model, seed=args.seed,
+                                 start=args.start, seconds=args.seconds,
+                                 on_progress=on_progress, timeout=120.0, **options)
+        bar.close()
+    clip = MotionClip(rotations=result.rotations, root_translation=result.root_translation,
+                      fps=result.fps, contacts=result.contacts, contact_names=result.contact_names)
+    npz = clip.save_npz(out_npz)
+    bvh = write_bvh(clip, out_bvh) if out_bvh is not None else None
+    return npz, bvh, result
+
+
+class _backend:
+    """A client to ``--connect``'s backend, or to a private backend process we start and stop."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.process = None
+        self.client = None
+
+    def __enter__(self):
+        from protocol.client import ChoreoClient
+        if self.args.connect is not None:
+            self.client = ChoreoClient.from_connection_file(self.args.connect)
+            return self.client
+        from backend.server.config import ServerConfig
+        from backend.server.process import start_server_process
+        models = (self.args.model,) if self.args.model else ()
+        checkpoints = {self.args.model or "edge": str(self.args.checkpoint)} if self.args.checkpoint else {}
+        if checkpoints and not models:
+            models = tuple(checkpoints)
+        started = time.perf_counter()
+        print("starting the backend ...", file=sys.stderr)
+        self.process = start_server_process(ServerConfig(models=models, checkpoints=checkpoints,
+                                                         device=self.args.device))
+        print(f"backend ready in {time.perf_counter() - started:.1f} s at {self.process.endpoint}",
+              file=sys.stderr)
+        self.client = self.process.client()
+        return self.client
+
+    def __exit__(self, *exc: object) -> None:
+        if self.client is not None:
+            self.client.close()
+        if self.process is not None:
+            self.process.stop()
+
+
+# ---------------------------------------------------------------- train
+
+
+def _add_train_arguments(p: argparse.ArgumentParser) -> None:
+    from backend.training.train import TrainConfig
+    d = TrainConfig(data="", out="")
+    p.add_argument("data", help="dataset folder: AIST++ layout, BVH + audio pairs, or npz + audio pairs")
+    p.add_argument("--out", required=True, help="run folder (checkpoint.pt, model.pt, loss_log.jsonl)")
+    p.add_argument("--model", default=d.model, choices=["edge"])
+    p.add_argument("--steps", type=int, default=d.steps)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--ema-decay", type=float, default=d.ema_decay)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--save-every", type=int, default=d.save_every)
+    p.add_argument("--log-every", type=int, default=d.log_every)
+    p.add_argument("--device", default=d.device)
+    p.add_argument("--resume", action="store_true", help="continue from RUN/checkpoint.pt")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--d-model", type=int, default=None)
+    p.add_argument("--layers", type=int, default=None)
+    p.add_argument("--heads", type=int, default=None)
+    p.add_argument("--window-seconds", type=float, default=None, help="training window length")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+
+
+def _train(args: argparse.Namespace) -> int:
+    import torch
+
+    from backend.models.checkpoint import load_checkpoint, release_payload, save_checkpoint
+    from backend.training.train import TrainConfig, train
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    overrides = {k: v for k, v in (("d_model", args.d_model), ("num_layers", args.layers),
+                                   ("num_heads", args.heads)) if v is not None}
+    if args.window_seconds is not None:
+        overrides["window_frames"] = int(round(args.window_seconds * 30))
+    cfg = TrainConfig(
+        data=args.data, out=args.out, model=args.model, steps=args.steps, batch_size=args.batch_size,
+        lr=args.lr, ema_decay=args.ema_decay, seed=args.seed, save_every=args.save_every,
+        log_every=args.log_every, device=args.device, resume=args.resume,
+        progress=not args.no_progress, model_config=overrides)
+    ckpt = train(cfg)
+    import os
+    if int(os.environ.get("RANK", "0")) == 0:
+        release = save_checkpoint(Path(args.out) / "model.pt", release_payload(load_checkpoint(ckpt)))
+        print(f"wrote {ckpt} (resumable) and {release} (sampling only)")
+    return 0
+
+
+# ---------------------------------------------------------------- bench
+
+
+def _bench(args: argparse.Namespace) -> int:
+    import runpy
+    script = REPO_ROOT / "benchmarks" / "bench_backend.py"
+    if not script.exists():
+        raise SystemExit(f"choreo bench needs the repository checkout ({script} is missing)")
+    module = runpy.run_path(str(script))
+    return int(module["run"](out=args.out, quick=args.quick))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,61 @@
+"""Checkpoint files: plain tensors and plain Python values, never pickled objects.
+
+A checkpoint is a dict saved with ``torch.save`` and loaded with
+``torch.load(weights_only=True)``, which refuses anything but tensors, numbers,
+strings, lists and dicts. That is why the config and the normaliser are stored
+as a dict and as tensors rather than as objects.
+
+Keys:
+    format ("choreo-checkpoint"), format_version, model (registry name),
+    config (dict), normalizer (dict of tensors), ema (state dict used for sampling),
+    and for resuming training: weights, optimizer, step, train_args, loss_log.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+FORMAT = "choreo-checkpoint"
+FORMAT_VERSION = 1
+
+
+class CheckpointError(ValueError):
+    code = "bad_checkpoint"
+
+
+def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
+    """Write atomically (temp file + rename) so a crash never leaves half a checkpoint."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"format": FORMAT, "format_version": FORMAT_VERSION, **payload}
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    try:
+        data = torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # corrupt file, or one that needs pickle to load
+        raise CheckpointError(f"{path}: not a loadable Choreo checkpoint ({exc})") from exc
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a Choreo checkpoint")
+    if data.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(f"{path}: checkpoint format {data.get('format_version')} is not supported")
+    return data
+
+
+def release_payload(checkpoint: dict[str, Any], half: bool = False) -> dict[str, Any]:
+    """Only what sampling needs (config, normaliser, EMA weights): the bundled file."""
+    ema = checkpoint["ema"]
+    if half:
+        ema = {k: v.half() if v.is_floating_point() else v for k, v in ema.items()}
+    keep = {k: checkpoint[k] for k in ("model", "config", "normalizer", "step", "model_card") if k in checkpoint}
+    return {**keep, "ema": ema}

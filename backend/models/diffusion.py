@@ -1,0 +1,125 @@
+"""The diffusion maths, in one place: noise schedule, forward noising, DDIM sampling.
+
+Every diffusion generator in Choreo (EDGE-style now, POPDG later) uses this module
+and only adds its own network. The network predicts the clean sample x0 (as EDGE
+does), which makes inpainting simple: known channels can be written straight into
+the prediction.
+
+Sources of the formulas:
+* cosine schedule: Nichol & Dhariwal, "Improved Denoising Diffusion Probabilistic
+  Models", ICML 2021, eq. 17 (s = 0.008, betas clipped at 0.999);
+* q(x_t | x_0) and the DDIM update: Song, Meng & Ermon, "Denoising Diffusion
+  Implicit Models", ICLR 2021, eq. 12 (eta = 0 gives the deterministic sampler);
+* classifier-free guidance: Ho & Salimans, 2022 (x0 = x0_u + w (x0_c - x0_u)).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+Denoiser = Callable[[Tensor, Tensor], Tensor]
+"""(x_t, t) -> predicted x0. Conditioning is bound in by the caller (a closure)."""
+
+
+def cosine_alphas_cumprod(num_steps: int, s: float = 0.008) -> Tensor:
+    """alpha-bar_t for t = 0..num_steps-1 (Nichol & Dhariwal eq. 17), float64."""
+    steps = torch.arange(num_steps + 1, dtype=torch.float64)
+    f = torch.cos(((steps / num_steps) + s) / (1 + s) * math.pi / 2) ** 2
+    alphas_cumprod = f / f[0]
+    betas = (1 - alphas_cumprod[1:] / alphas_cumprod[:-1]).clamp(max=0.999)
+    return torch.cumprod(1.0 - betas, dim=0)
+
+
+@dataclass(frozen=True)
+class Inpainting:
+    """Known values to hold during sampling: where ``mask`` is 1, the result equals ``known``.
+
+    Both are (B, T, C) in the model's normalised space. At every step the known part
+    of x_t is replaced by a correctly noised copy of ``known``, and the known part of
+    the x0 prediction by ``known`` itself, so the unknown part is denoised in harmony
+    with it at no extra cost (the same steps as plain generation).
+    """
+
+    known: Tensor
+    mask: Tensor
+
+
+class GaussianDiffusion:
+    """Forward process and DDIM sampler over a fixed cosine schedule."""
+
+    def __init__(self, num_steps: int = 1000) -> None:
+        self.num_steps = num_steps
+        self.alphas_cumprod = cosine_alphas_cumprod(num_steps)
+
+    def _abar(self, t: Tensor, like: Tensor) -> Tensor:
+        abar = self.alphas_cumprod.to(like.device)[t].to(like.dtype)
+        return abar.view(-1, *([1] * (like.dim() - 1)))
+
+    def q_sample(self, x0: Tensor, t: Tensor, noise: Tensor | None = None) -> Tensor:
+        """Sample x_t ~ q(x_t | x_0) = N(sqrt(abar) x0, (1 - abar) I)."""
+        if noise is None:
+            noise = torch.randn_like(x0)
+        abar = self._abar(t, x0)
+        return abar.sqrt() * x0 + (1 - abar).sqrt() * noise
+
+    def sample_timesteps(self, batch: int, generator: torch.Generator | None = None,
+                         device: torch.device | str = "cpu") -> Tensor:
+        return torch.randint(0, self.num_steps, (batch,), generator=generator, device=device)
+
+    def ddim_timesteps(self, steps: int) -> list[int]:
+        """Evenly spaced timesteps from T-1 down to 0, ``steps`` of them."""
+        steps = max(1, min(steps, self.num_steps))
+        return torch.linspace(self.num_steps - 1, 0, steps).round().long().tolist()
+
+    @torch.no_grad()
+    def ddim_sample(
+        self,
+        denoise: Denoiser,
+        shape: tuple[int, ...],
+        steps: int,
+        generator: torch.Generator | None = None,
+        device: torch.device | str = "cpu",
+        eta: float = 0.0,
+        inpainting: Inpainting | None = None,
+        on_step: Callable[[int, int], None] | None = None,
+    ) -> Tensor:
+        """Run the DDIM sampler from pure noise to x0.
+
+        ``on_step(i, steps)`` runs before each network call; it may raise to stop
+        (the server's cancel check lives there, so a cancel lands within one step).
+        """
+        x = torch.randn(shape, generator=generator, device=device)
+        timesteps = self.ddim_timesteps(steps)
+        for i, t in enumerate(timesteps):
+            if on_step is not None:
+                on_step(i, len(timesteps))
+            t_batch = torch.full((shape[0],), t, device=device, dtype=torch.long)
+            if inpainting is not None:
+                noised_known = self.q_sample(
+                    inpainting.known, t_batch,
+                    torch.randn(shape, generator=generator, device=device))
+                x = torch.lerp(x, noised_known, inpainting.mask)
+            x0 = denoise(x, t_batch)
+            if inpainting is not None:
+                x0 = torch.lerp(x0, inpainting.known, inpainting.mask)
+            if i == len(timesteps) - 1:
+                return x0
+            x = self._ddim_step(x, x0, t, timesteps[i + 1], eta, generator)
+        raise AssertionError("unreachable")
+
+    def _ddim_step(self, x: Tensor, x0: Tensor, t: int, t_next: int, eta: float,
+                   generator: torch.Generator | None) -> Tensor:
+        abar = self.alphas_cumprod[t].item()
+        abar_next = self.alphas_cumprod[t_next].item()
+        eps = (x - math.sqrt(abar) * x0) / math.sqrt(1 - abar)
+        sigma = eta * math.sqrt((1 - abar_next) / (1 - abar) * (1 - abar / abar_next))
+        direction = math.sqrt(max(1 - abar_next - sigma**2, 0.0)) * eps
+        x_next = math.sqrt(abar_next) * x0 + direction
+        if sigma > 0:
+            x_next = x_next + sigma * torch.randn(x.shape, generator=generator, device=x.device)
+        return x_next

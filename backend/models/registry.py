@@ -1,0 +1,62 @@
+"""Which generators exist, where their bundled weights are, and how to load them.
+
+The server, the CLI and the benchmarks all load models through here, so adding a
+generator means adding one entry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from backend.models.base import Generator
+
+CHECKPOINT_DIR = Path(__file__).resolve().parents[1] / "checkpoints"
+DEFAULT_MODEL = "edge"
+
+
+class UnknownModelError(KeyError):
+    code = "unknown_model"
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    family: str
+    default_checkpoint: Path
+    load: Callable[[Path, str, str], Generator]  # (checkpoint, device, name) -> Generator
+
+
+def _load_edge(path: Path, device: str, name: str) -> Generator:
+    from backend.models.edge_generator import EdgeGenerator
+    return EdgeGenerator.from_checkpoint(path, device=device, name=name)
+
+
+MODELS: dict[str, ModelEntry] = {
+    "edge": ModelEntry("edge", "diffusion", CHECKPOINT_DIR / "edge_default.pt", _load_edge),
+}
+
+
+def available_models() -> list[str]:
+    return sorted(MODELS)
+
+
+def resolve_device(device: str = "auto") -> str:
+    """"auto" picks CUDA when a GPU is present, else the CPU."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def load_generator(name: str = DEFAULT_MODEL, device: str = "auto",
+                   checkpoint: str | Path | None = None) -> Generator:
+    if name not in MODELS:
+        raise UnknownModelError(f"unknown model {name!r}; available: {', '.join(available_models())}")
+    entry = MODELS[name]
+    path = Path(checkpoint) if checkpoint is not None else entry.default_checkpoint
+    if not path.exists():
+        raise FileNotFoundError(f"no checkpoint for model {name!r} at {path}")
+    return entry.load(path, resolve_device(device), name)

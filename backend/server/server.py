@@ -1,0 +1,456 @@
+"""The backend server: a ROUTER socket, an I/O loop, one worker thread.
+
+Threads and who owns what:
+
+* the I/O thread (the one that calls ``run``) owns the ROUTER socket. It reads
+  requests, answers the quick ones (hello, ping, cancel, shutdown) itself,
+  checks ``generate`` requests and queues them, forwards the worker's messages,
+  and drops the jobs of clients that disconnected or fell silent;
+* the worker thread runs queued jobs one at a time (see ``worker.py``) and hands
+  its messages to the I/O thread over an inproc PAIR socket.
+
+Sending uses ROUTER_MANDATORY, so a message to a client that has gone raises
+EHOSTUNREACH instead of vanishing; that is how a closed Blender stops its job
+within one sampling step. Clients that stay connected but silent (a hung
+process) are caught by the heartbeat timeout instead.
+"""
+
+from __future__ import annotations
+
+import hmac
+import importlib.metadata
+import logging
+import os
+import signal
+import threading
+import time
+import tomllib
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+from backend.conventions import FPS
+from backend.motion.skeleton import JOINT_NAMES
+from backend.server.config import ServerConfig
+from backend.server.jobs import Job, JobBoard, Stats
+from backend.server.validation import audio_bytes, parse_generate
+from protocol.connection import default_connection_file, write_connection_file
+from protocol.errors import ChoreoError, ProtocolError
+from protocol.messages import (
+    MAX_BUFFERS, PROTOCOL_NAME, PROTOCOL_VERSION, REQUEST_TYPES, RESERVED_TYPES, Message, decode,
+    encode, error, new_id, peek_msg_id, reply,
+)
+
+log = logging.getLogger("choreo.server")
+
+MAX_BACKLOG = 5000
+"""Messages held for a client whose socket buffer is full before it counts as gone."""
+POLL_MS = 100
+"""How long the I/O loop sleeps when nothing happens (bounds signal and timeout latency)."""
+
+
+def backend_version() -> str:
+    """The installed package's version, or pyproject's when running from a checkout."""
+    try:
+        return importlib.metadata.version("choreo")
+    except importlib.metadata.PackageNotFoundError:
+        pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+        try:
+            return str(tomllib.loads(pyproject.read_text())["project"]["version"])
+        except (OSError, KeyError, tomllib.TOMLDecodeError):
+            return "unknown"
+
+
+class Server:
+    """A choreo backend. ``run()`` serves in the foreground until shutdown or a signal."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        config.validate()
+        self.config = config
+        self.stats = Stats()
+        self.board = JobBoard(config.max_queue)
+        self.generators: dict[str, Any] = {}
+        self.default_model = ""
+        self.device = ""
+        self.endpoint = ""
+        self.connection_file: Path | None = None
+        self._stop_reason: str | None = None
+        self._shutdown_request: tuple[bytes, Message] | None = None
+        self._last_seen: dict[bytes, float] = {}
+        self._backlog: dict[bytes, deque[tuple[str, list[Any]]]] = {}
+        self._last_client_check = 0.0
+        self.cache: Any = None
+        self.num_frames: Any = None
+
+    # -- life cycle ------------------------------------------------------------------
+
+    def request_stop(self, reason: str) -> None:
+        """Ask the loop to shut down cleanly (safe from signal handlers and other threads)."""
+        if self._stop_reason is None:
+            self._stop_reason = reason
+
+    def _load(self) -> None:
+        """Load the models, the music cache, and warm everything up."""
+        from backend.models.registry import DEFAULT_MODEL, load_generator, resolve_device
+        from backend.music import features
+        from backend.music.cache import MusicCache
+        from backend.server.warmup import warm_up
+
+        self.device = resolve_device(self.config.device)
+        for name in self.config.models or (DEFAULT_MODEL,):
+            t0 = time.monotonic()
+            self.generators[name] = load_generator(name, self.device, self.config.checkpoints.get(name))
+            log.info("loaded model %s on %s in %.1f s", name, self.device, time.monotonic() - t0)
+        self.default_model = DEFAULT_MODEL if DEFAULT_MODEL in self.generators else next(iter(self.generators))
+        self.cache = MusicCache(max_seconds=self.config.max_audio_seconds)
+        self.num_frames = features.num_frames
+        if self.config.warm_up:
+            seconds = warm_up(self.generators, MusicCache(max_entries=1).analyse_bytes, features.warm_up)
+            log.info("warm-up took %.1f s", seconds)
+
+    def run(self) -> int:
+        """Load, bind, write the connection file, serve; returns the exit status (0: clean).
+
+        SIGINT and SIGTERM (when run on the main thread) stop it like ``shutdown`` does,
+        also while the models are still loading.
+        """
+        old_handlers = self._install_signal_handlers()
+        try:
+            self._load()
+            if self._stop_reason is None:
+                self._serve()
+            else:
+                log.info("stopped before serving: %s", self._stop_reason)
+        finally:
+            for sig, handler in old_handlers.items():
+                signal.signal(sig, handler)
+        return 0
+
+    def _serve(self) -> None:
+        from backend.server.worker import Worker
+
+        context = zmq.Context()
+        router = context.socket(zmq.ROUTER)
+        router.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        router.setsockopt(zmq.MAXMSGSIZE, self.config.hard_limit)
+        router.setsockopt(zmq.SNDHWM, 10000)
+        router.setsockopt(zmq.LINGER, 0)
+        if ":" in self.config.host:
+            router.setsockopt(zmq.IPV6, 1)
+        outbox = context.socket(zmq.PAIR)
+        outbox_address = f"inproc://choreo-outbox-{new_id()}"
+        outbox.bind(outbox_address)
+        worker = Worker(self.board, self.generators, self.cache, self.stats, context, outbox_address,
+                        self.num_frames)
+        self._router, self._outbox = router, outbox
+        try:
+            router.bind(self.config.bind_address())
+            self.endpoint = router.getsockopt_string(zmq.LAST_ENDPOINT).replace("0.0.0.0", "127.0.0.1")
+            worker.start()
+            self.connection_file = write_connection_file(
+                self.config.connection_file or default_connection_file(), self.endpoint,
+                self.config.token, backend_version=backend_version(), device=self.device,
+                models=sorted(self.generators))
+            log.info("choreo backend ready on %s (connection file %s)", self.endpoint, self.connection_file)
+            self._loop()
+            log.info("shutting down: %s", self._stop_reason)
+            self._finish(worker)
+        finally:  # also after a crash of the loop: stop the worker, close, clean up
+            for job in self.board.close() + ([self.board.running] if self.board.running else []):
+                job.stop("shutdown")
+            router.close(linger=1000)  # lets the last replies (shutdown_reply) leave
+            outbox.close(linger=0)
+            if worker.ident is not None:
+                worker.join(timeout=1.0)
+            if not worker.is_alive():
+                context.term()
+            if self.connection_file is not None:
+                self.connection_file.unlink(missing_ok=True)
+                log.info("removed connection file %s", self.connection_file)
+
+    def _install_signal_handlers(self) -> dict[int, Any]:
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+        old = {}
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            old[sig] = signal.signal(sig, lambda signum, _frame: self.request_stop(
+                f"signal {signal.Signals(signum).name}"))
+        return old
+
+    def _loop(self) -> None:
+        poller = zmq.Poller()
+        poller.register(self._router, zmq.POLLIN)
+        poller.register(self._outbox, zmq.POLLIN)
+        while self._stop_reason is None:
+            events = dict(poller.poll(10 if self._backlog else POLL_MS))
+            if self._router in events:
+                for _ in range(64):
+                    if not self._receive():
+                        break
+            if self._outbox in events:
+                self._forward_outbox(256)
+            self._flush_backlogs()
+            self._check_clients()
+
+    def _finish(self, worker: threading.Thread) -> None:
+        """Cancel queued and running jobs, let the worker say so, then answer ``shutdown``."""
+        for job in self.board.close():
+            job.stop("shutdown")
+            self.stats.add("jobs_cancelled")
+            self._send_job(job, Message("cancelled", {"reason": "shutdown"}))
+        running = self.board.running
+        if running is not None:
+            running.stop("shutdown")
+        deadline = time.monotonic() + self.config.shutdown_grace
+        while worker.is_alive() and time.monotonic() < deadline:
+            if self._outbox.poll(50, zmq.POLLIN):
+                self._forward_outbox(256)
+            self._flush_backlogs()
+        self._forward_outbox(10_000)
+        self._flush_backlogs()
+        if worker.is_alive():
+            log.warning("the running job did not stop within %.0f s; exiting anyway",
+                        self.config.shutdown_grace)
+        if self._shutdown_request is not None:
+            identity, request = self._shutdown_request
+            self._send(identity, reply(request, "shutdown_reply", {"reason": self._stop_reason}))
+
+    # -- receiving -------------------------------------------------------------------
+
+    def _read_frames(self) -> tuple[bytes, list[zmq.Frame], ProtocolError | None] | None:
+        """One multipart message from the ROUTER, read part by part so that at most
+        ``max_message_bytes`` of it is kept; None when nothing is waiting.
+
+        A message over a limit is still read to its end (ZeroMQ delivers it whole),
+        but only its header is kept, to name it in the ``error`` reply.
+        """
+        try:
+            identity = self._router.recv(zmq.NOBLOCK)
+        except zmq.Again:
+            return None
+        parts: list[zmq.Frame] = []
+        total, count, refusal = 0, 0, None
+        while self._router.getsockopt(zmq.RCVMORE):
+            part = self._router.recv(copy=False)
+            count += 1
+            total += len(part.buffer)
+            if refusal is None and count > MAX_BUFFERS + 1:
+                refusal = ProtocolError("bad_message", f"more than {MAX_BUFFERS} buffers")
+            elif refusal is None and total > self.config.max_message_bytes:
+                refusal = ProtocolError("message_too_large", f"the message is over "
+                                        f"{self.config.max_message_bytes} bytes (the server's limit)")
+            if refusal is None:
+                parts.append(part)
+            else:
+                parts = parts[:1]
+        if refusal is not None and parts:
+            refusal.reply_to = peek_msg_id(parts[0].buffer)
+        return identity, parts, refusal
+
+    def _receive(self) -> bool:
+        got = self._read_frames()
+        if got is None:
+            return False
+        identity, frames, refusal = got
+        self._last_seen[identity] = time.monotonic()
+        message: Message | None = None
+        try:
+            if refusal is not None:
+                raise refusal
+            message = decode(frames, self.config.max_message_bytes)
+            self._check_token(message)
+            self._dispatch(identity, message)
+        except ChoreoError as exc:
+            log.info("refused a message from %s: %s", identity.hex(), exc)
+            reply_to = exc.reply_to or (message.msg_id if message else None)
+            self._send(identity, error(exc.code, exc.message, reply_to, exc.job_id))
+        except Exception as exc:  # a bug must not take the server down
+            log.exception("failed to handle a message from %s", identity.hex())
+            reply_to = message.msg_id if message else None
+            self._send(identity, error("internal", f"{type(exc).__name__}: {exc}", reply_to))
+        return True
+
+    def _check_token(self, message: Message) -> None:
+        token = self.config.token
+        if token is not None and not hmac.compare_digest((message.token or "").encode(), token.encode()):
+            raise ChoreoError("unauthorized", "this backend needs its auth token (from the connection "
+                              "file) on every request" if message.token is None else "wrong auth token")
+
+    def _dispatch(self, identity: bytes, message: Message) -> None:
+        kind = message.type
+        if kind == "hello":
+            self._send(identity, reply(message, "hello_reply", self._hello_content()))
+        elif kind == "ping":
+            self._send(identity, reply(message, "pong", {"time": time.time(),
+                                                          "stats": self.stats.snapshot(self.board)}))
+        elif kind == "generate":
+            self._on_generate(identity, message)
+        elif kind == "cancel":
+            self._on_cancel(identity, message)
+        elif kind == "shutdown":
+            self._shutdown_request = (identity, message)
+            self.request_stop("shutdown requested")
+        elif kind in RESERVED_TYPES:
+            raise ChoreoError("unknown_type", f"{kind!r} is reserved for a later protocol version; "
+                              f"this server speaks {PROTOCOL_VERSION}")
+        else:
+            raise ChoreoError("unknown_type", f"unknown message type {kind!r}; requests are "
+                              f"{sorted(REQUEST_TYPES)}")
+
+    def _hello_content(self) -> dict[str, Any]:
+        return {
+            "protocol": PROTOCOL_NAME, "protocol_version": PROTOCOL_VERSION,
+            "backend_version": backend_version(), "device": self.device, "fps": FPS,
+            "joint_names": list(JOINT_NAMES),
+            "models": [g.describe() for g in self.generators.values()],
+            "default_model": self.default_model,
+            "contact_names": {n: list(g.contact_names) for n, g in self.generators.items()},
+            "limits": {"max_audio_seconds": self.config.max_audio_seconds,
+                       "max_message_bytes": self.config.max_message_bytes,
+                       "max_queue": self.config.max_queue,
+                       "client_timeout_s": self.config.client_timeout,
+                       "max_buffers": MAX_BUFFERS},
+            "requests": sorted(REQUEST_TYPES), "reserved": sorted(RESERVED_TYPES),
+            "auth": self.config.token is not None,
+            "stats": self.stats.snapshot(self.board),
+        }
+
+    def _on_generate(self, identity: bytes, message: Message) -> None:
+        spec = parse_generate(message, self.generators, self.default_model)
+        job = Job(job_id=new_id(), identity=identity, request_id=message.msg_id, spec=spec,
+                  audio=audio_bytes(message))
+        ahead = self.board.submit(job)
+        self.stats.add("jobs_accepted")
+        frames = self.num_frames(spec.seconds, FPS) if spec.seconds is not None else None
+        log.info("job %s accepted for %s: model %s, seed %d, %d ahead", job.job_id, identity.hex(),
+                 spec.model, spec.seed, ahead)
+        self._send(identity, reply(message, "accepted", {
+            "queue_position": ahead, "frames_total": frames, "model": spec.model, "seed": spec.seed,
+            "options": spec.options}, job_id=job.job_id))
+
+    def _on_cancel(self, identity: bytes, message: Message) -> None:
+        job_id = message.content.get("job_id") or message.job_id
+        job = self.board.find(job_id, identity) if isinstance(job_id, str) else None
+        if job is None:
+            raise ChoreoError("unknown_job", f"no queued or running job {job_id!r} of this client "
+                              "(it may have finished)")
+        if job.stop("cancel") and self.board.remove_queued(job):
+            self.stats.add("jobs_cancelled")
+            log.info("job %s cancelled before it started", job.job_id)
+            self._send_job(job, Message("cancelled", {"reason": "cancel"}))
+        # a running job: the worker sees the flag within one sampling step and says ``cancelled``
+
+    # -- sending ---------------------------------------------------------------------
+
+    def _send_job(self, job: Job, message: Message) -> None:
+        message.reply_to, message.job_id = job.request_id, job.job_id
+        self._send(job.identity, message, job.job_id)
+
+    def _send(self, identity: bytes, message: Message, job_id: str = "") -> None:
+        try:
+            frames = encode(message)
+        except ProtocolError as exc:  # our own reply is not valid JSON: a bug, not the client's
+            raise ChoreoError("internal", f"cannot encode {message.type}: {exc.message}",
+                              reply_to=message.reply_to) from exc
+        self._send_frames(identity, frames, job_id)
+
+    def _send_frames(self, identity: bytes, frames: list[Any], job_id: str) -> None:
+        backlog = self._backlog.get(identity)
+        if backlog is not None:
+            backlog.append((job_id, frames))
+            if len(backlog) > MAX_BACKLOG:
+                self._client_gone(identity, f"it has not read {MAX_BACKLOG} messages")
+            return
+        outcome = self._try_send(identity, frames)
+        if outcome == "again":
+            self._backlog[identity] = deque([(job_id, frames)])
+        elif outcome == "gone":
+            self._client_gone(identity, "it disconnected")
+
+    def _try_send(self, identity: bytes, frames: list[Any]) -> str:
+        try:
+            self._router.send_multipart([identity, *frames], flags=zmq.NOBLOCK, copy=False)
+            return "sent"
+        except zmq.Again:
+            return "again"
+        except zmq.ZMQError as exc:
+            if exc.errno == zmq.EHOSTUNREACH:
+                return "gone"
+            raise
+
+    def _flush_backlogs(self) -> None:
+        for identity in list(self._backlog):
+            backlog = self._backlog[identity]
+            while backlog:
+                outcome = self._try_send(identity, backlog[0][1])
+                if outcome == "again":
+                    break
+                backlog.popleft()
+                if outcome == "gone":
+                    self._client_gone(identity, "it disconnected")
+                    break
+            if not backlog:
+                self._backlog.pop(identity, None)
+
+    def _forward_outbox(self, limit: int) -> None:
+        """Send on what the worker produced: ``[job_id, identity, *frames]`` each."""
+        for _ in range(limit):
+            try:
+                job_id, identity, *frames = self._outbox.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return
+            identity_bytes = identity.bytes
+            job = self.board.find(job_id.bytes.decode(), identity_bytes)
+            if job is not None and job.stop_reason == "dropped":
+                continue  # its client is gone: nobody to tell
+            self._send_frames(identity_bytes, frames, job_id.bytes.decode())
+
+    # -- vanished clients ------------------------------------------------------------
+
+    def _client_gone(self, identity: bytes, why: str) -> None:
+        self._backlog.pop(identity, None)
+        self._last_seen.pop(identity, None)
+        for job in self.board.active():
+            if job.identity == identity:
+                self._drop(job, f"client {identity.hex()} is gone: {why}")
+
+    def _drop(self, job: Job, why: str) -> None:
+        if job.state == "finished" or not job.stop("dropped"):
+            return
+        self.board.remove_queued(job)
+        self.stats.add("jobs_dropped")
+        log.warning("dropping job %s: %s", job.job_id, why)
+
+    def _check_clients(self) -> None:
+        """Drop the jobs of clients silent for longer than ``client_timeout``."""
+        now = time.monotonic()
+        if now - self._last_client_check < 0.2:
+            return
+        self._last_client_check = now
+        for job in self.board.active():
+            silent = now - max(self._last_seen.get(job.identity, 0.0), job.submitted)
+            if silent > self.config.client_timeout:
+                self._drop(job, f"client {job.identity.hex()} silent for {silent:.1f} s "
+                                f"(client_timeout {self.config.client_timeout:g} s)")
+        busy = {job.identity for job in self.board.active()}
+        for identity, seen in list(self._last_seen.items()):
+            if identity not in busy and now - seen > 600:
+                del self._last_seen[identity]
+
+
+def serve(config: ServerConfig) -> int:
+    """Run a backend in the foreground (what ``choreo serve`` calls); returns the exit status."""
+    logging.basicConfig(level=getattr(logging, config.log_level.upper(), logging.INFO),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        server = Server(config)
+    except ChoreoError as exc:
+        log.error("%s", exc.message)
+        return 2
+    try:
+        return server.run()
+    except Exception:
+        log.exception("the backend failed")
+        return 1

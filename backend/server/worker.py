@@ -1,0 +1,170 @@
+"""The worker thread: runs one job at a time, from music analysis to the last chunk.
+
+It never touches the ROUTER socket (ZeroMQ sockets belong to one thread). Every
+message it makes goes through its own inproc PAIR socket to the I/O thread as
+``[job_id, client identity, *message frames]``; the I/O thread sends it on and
+tells the job to stop if the client is gone.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import zmq
+
+from backend.conventions import FPS
+from backend.models.base import Cancelled, GenerationRequest, Generator, MotionChunk
+from backend.motion.skeleton import NUM_JOINTS
+from backend.music.audio import AudioError
+from backend.server.jobs import Job, JobBoard, Stats
+from backend.server.validation import resolve_range
+from protocol.errors import ChoreoError
+from protocol.messages import Message, encode, error
+
+log = logging.getLogger("choreo.server")
+
+PROGRESS_INTERVAL = 0.1
+"""Seconds between two progress messages of a stage: enough for a progress bar,
+few enough that a long song does not flood a client that reads slowly."""
+
+
+class Worker(threading.Thread):
+    """Takes jobs from the board and streams their messages to the I/O thread."""
+
+    def __init__(self, board: JobBoard, generators: Mapping[str, Generator], cache: Any,
+                 stats: Stats, context: zmq.Context, outbox_address: str,
+                 num_frames: Callable[[float, int], int]) -> None:
+        super().__init__(name="choreo-worker", daemon=True)
+        self.board = board
+        self.generators = generators
+        self.cache = cache
+        self.stats = stats
+        self.context = context
+        self.outbox_address = outbox_address
+        self.num_frames = num_frames
+        self._outbox: zmq.Socket | None = None
+
+    def run(self) -> None:
+        self._outbox = self.context.socket(zmq.PAIR)
+        self._outbox.setsockopt(zmq.LINGER, 0)
+        self._outbox.connect(self.outbox_address)
+        try:
+            while (job := self.board.take()) is not None:
+                final = self._run(job)
+                job.audio = b""
+                # finished before the last message leaves: a client that has seen
+                # ``done`` and cancels must get ``unknown_job``, not silence
+                self.board.finish(job)
+                if final is not None:
+                    self._emit(job, final)
+        finally:
+            self._outbox.close()
+
+    def _emit(self, job: Job, message: Message) -> None:
+        message.reply_to, message.job_id = job.request_id, job.job_id
+        assert self._outbox is not None
+        self._outbox.send_multipart([job.job_id.encode(), job.identity, *encode(message)], copy=False)
+
+    def _run(self, job: Job) -> Message | None:
+        """Run a job, streaming its progress and chunks; returns its last message
+        (``done``, ``error`` or ``cancelled``; None when nobody is left to tell)."""
+        t_start = time.monotonic()
+        timings = {"queue_s": t_start - job.submitted}
+        last_sent: dict[str, float] = {}
+
+        def progress(stage: str, fraction: float, **extra: Any) -> None:
+            now = time.monotonic()
+            if fraction < 1.0 and now - last_sent.get(stage, -1e9) < PROGRESS_INTERVAL:
+                return
+            last_sent[stage] = now
+            self._emit(job, Message("progress", {"stage": stage, "fraction": float(fraction), **extra}))
+
+        try:
+            if job.should_stop():
+                raise Cancelled()
+            progress("features", 0.0)
+            analysis = self.cache.analyse_bytes(job.audio)
+            timings["features_s"] = time.monotonic() - t_start
+            generator = self.generators[job.spec.model]
+            if generator.fps != FPS:
+                raise ChoreoError("internal", f"model {generator.name} runs at {generator.fps} fps, "
+                                  f"the music features at {FPS}")
+            first, count = resolve_range(job.spec.start, job.spec.seconds,
+                                         int(analysis.features.shape[0]), FPS, self.num_frames)
+            progress("features", 1.0, frames_total=count)
+            if job.should_stop():
+                raise Cancelled()
+
+            t_gen = time.monotonic()
+            # a private writable copy: the cached analysis is shared and read-only
+            request = GenerationRequest(music_features=np.array(analysis.features[first:first + count]),
+                                        seed=job.spec.seed, options=dict(job.spec.options))
+            made = 0
+            for chunk in generator.generate(request, job.should_stop,
+                                            lambda stage, f: progress(stage, f, frames_total=count)):
+                if job.should_stop():
+                    raise Cancelled()
+                self._emit(job, self._chunk_message(generator, chunk, made, count))
+                if made == 0:
+                    timings["first_chunk_s"] = time.monotonic() - job.submitted
+                made += chunk.num_frames
+            if job.should_stop():
+                raise Cancelled()
+            if made != count:
+                raise ChoreoError("internal", f"model {generator.name} made {made} of {count} frames")
+            timings["generation_s"] = time.monotonic() - t_gen
+            timings["total_s"] = time.monotonic() - job.submitted
+            tempo = float(analysis.tempo_bpm)
+            summary = {
+                "frames": count, "seconds": count / FPS, "fps": FPS, "start_frame": first,
+                "model": generator.name, "seed": job.spec.seed, "options": job.spec.options,
+                "tempo_bpm": tempo if np.isfinite(tempo) else None,
+                "content_hash": analysis.content_hash, "song_seconds": float(analysis.duration),
+                "contact_names": list(generator.contact_names),
+            }
+            self.stats.add("jobs_done")
+            log.info("job %s done: %d frames in %.2f s", job.job_id, count, timings["total_s"])
+            return Message("done", {"summary": summary,
+                                    "timings": {k: round(v, 4) for k, v in timings.items()}})
+        except Cancelled:
+            return self._stopped(job)
+        except (ChoreoError, AudioError) as exc:
+            return self._failed(job, exc.code, exc.message)
+        except Exception as exc:  # the server lives on whatever a job does
+            log.exception("job %s failed", job.job_id)
+            return self._failed(job, "internal", f"{type(exc).__name__}: {exc}")
+
+    def _chunk_message(self, generator: Generator, chunk: MotionChunk, made: int,
+                       count: int) -> Message:
+        """A ``motion_chunk``, after checking the generator kept its contract."""
+        n, c = chunk.num_frames, len(generator.contact_names)
+        if chunk.start != made or made + n > count or n < 1:
+            raise ChoreoError("internal", f"model {generator.name} sent frames [{chunk.start}, "
+                              f"{chunk.start + n}) where [{made}, ...) of {count} was due")
+        rotations = np.asarray(chunk.rotations, dtype=np.float32)
+        root = np.asarray(chunk.root_translation, dtype=np.float32)
+        contacts = np.asarray(chunk.contacts, dtype=np.float32)
+        if rotations.shape != (n, NUM_JOINTS, 4) or root.shape != (n, 3) or contacts.shape != (n, c):
+            raise ChoreoError("internal", f"model {generator.name} sent a chunk of shapes "
+                              f"{rotations.shape}, {root.shape}, {contacts.shape}")
+        return Message("motion_chunk",
+                       {"start": chunk.start, "frames": n, "fps": generator.fps,
+                        "contact_names": list(generator.contact_names)},
+                       buffers={"rotations": rotations, "root_translation": root, "contacts": contacts})
+
+    def _stopped(self, job: Job) -> Message | None:
+        if job.stop_reason == "dropped":
+            log.info("job %s stopped: its client is gone", job.job_id)
+            return None
+        self.stats.add("jobs_cancelled")
+        log.info("job %s cancelled (%s)", job.job_id, job.stop_reason)
+        return Message("cancelled", {"reason": job.stop_reason or "cancel"})
+
+    def _failed(self, job: Job, code: str, message: str) -> Message:
+        self.stats.add("jobs_failed")
+        log.info("job %s failed: %s: %s", job.job_id, code, message)
+        return error(code, message)

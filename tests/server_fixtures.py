@@ -1,0 +1,84 @@
+"""Fixtures and helpers for tests that talk to a real backend process over a real socket.
+
+``tests/conftest.py`` imports this module, so its fixtures are available to every
+test file. Servers run the bundled default model on the CPU; tests ask for few
+sampling steps and short songs to stay fast.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from backend.server import ServerConfig, ServerProcess, start_server_process
+from protocol import ChoreoClient, Message
+
+FAST_STEPS = 2
+"""Sampling steps for tests that only check plumbing, not dance quality."""
+
+
+def wav_bytes(seconds: float, sample_rate: int = 22050, bpm: float = 120.0, seed: int = 0) -> bytes:
+    """A small synthetic song: clicks on the beat, a chord, a little noise, as WAV bytes."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(round(seconds * sample_rate))) / sample_rate
+    chord = sum(0.08 * np.sin(2 * np.pi * f * t) for f in (220.0, 277.2, 329.6))
+    since_beat = np.mod(t, 60.0 / bpm)
+    clicks = 0.7 * np.exp(-since_beat * 40.0) * np.sin(2 * np.pi * 880.0 * t)
+    audio = (chord + clicks + 0.01 * rng.standard_normal(t.shape)).astype(np.float32)
+    out = io.BytesIO()
+    sf.write(out, audio, sample_rate, format="WAV", subtype="PCM_16")
+    return out.getvalue()
+
+
+def start_test_server(folder: Path, default_location: bool = False, **overrides: Any) -> ServerProcess:
+    """A backend subprocess on the CPU with its connection file and log in ``folder``.
+
+    default_location: let the server place its connection file itself, in its runtime
+    dir, which is then ``folder / "runtime"`` (through ``$CHOREO_RUNTIME_DIR``).
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    import os  # DEVHACK
+    if os.environ.get("CHOREO_DEV_CKPT"):  # DEVHACK
+        overrides.setdefault("models", ("edge",)); overrides.setdefault("checkpoints", {"edge": os.environ["CHOREO_DEV_CKPT"]})  # DEVHACK
+    if default_location:
+        config = ServerConfig(device="cpu", **overrides)
+        env = {"CHOREO_RUNTIME_DIR": str(folder / "runtime")}
+    else:
+        config = ServerConfig(device="cpu", connection_file=folder / "backend.json", **overrides)
+        env = {}
+    return start_server_process(config, log_path=folder / "backend.log", env=env)
+
+
+def wait_for(client: ChoreoClient, msg_id: str, types: set[str], timeout: float = 60.0) -> list[Message]:
+    """Messages replying to ``msg_id`` until one of ``types`` arrives (the last one returned)."""
+    got: list[Message] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got.append(client.wait_for(lambda m: m.reply_to == msg_id, timeout=deadline - time.monotonic()))
+        if got[-1].type in types:
+            return got
+    raise AssertionError(f"no {types} for {msg_id} within {timeout} s; got {[m.type for m in got]}")
+
+
+def assert_serving(server: ServerProcess, generate: bool = False) -> None:
+    """The backend still answers (and, if asked, still makes a short dance)."""
+    assert server.alive(), server.log_text()[-3000:]
+    with server.client(timeout=30) as client:
+        assert client.ping()["stats"]["uptime_s"] > 0
+        if generate:
+            result = client.generate(wav_bytes(2.0, seed=11), seed=1, steps=FAST_STEPS)
+            assert result.num_frames == 60
+
+
+@pytest.fixture(scope="module")
+def backend_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """One default backend process for a whole test module (connection file in its runtime dir)."""
+    server = start_test_server(tmp_path_factory.mktemp("backend"), default_location=True)
+    yield server
+    server.stop()
