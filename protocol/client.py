@@ -128,6 +128,9 @@ class ChoreoClient:
         self._open_jobs: dict[str, str | None] = {}  # generate msg_id -> job_id once accepted
         self._heartbeats: set[str] = set()
         self._last_heartbeat = 0.0
+        # time.monotonic() when the backend last said anything, pongs included: a
+        # poll-driven caller (the add-on) compares it with ``timeout`` to spot a dead backend
+        self.last_heard = time.monotonic()
         self._closed = False
 
     @classmethod
@@ -161,7 +164,7 @@ class ChoreoClient:
             raise ChoreoTimeout(f"cannot send to {self.endpoint}: outgoing queue full") from None
         return message.msg_id
 
-    def submit_generate(self, audio: bytes | bytearray | memoryview | os.PathLike[str], *,
+    def submit_generate(self, audio: bytes | bytearray | memoryview | str | os.PathLike[str], *,
                         model: str | None = None, seed: int | None = None, start: float = 0.0,
                         seconds: float | None = None, guidance: float | None = None,
                         steps: int | None = None, options: dict[str, Any] | None = None) -> str:
@@ -210,6 +213,7 @@ class ChoreoClient:
                 frames = self._socket.recv_multipart(flags=zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return out
+            self.last_heard = time.monotonic()
             try:
                 msg = decode(frames, self.max_message_bytes)
             except ProtocolError as exc:  # shown to the caller rather than raised mid-poll
@@ -231,21 +235,18 @@ class ChoreoClient:
         Raises ``ChoreoTimeout`` when the backend says nothing for ``timeout`` seconds.
         """
         timeout = self.timeout if timeout is None else timeout
-        last_heard = time.monotonic()
+        started = time.monotonic()
         while True:
             for i, msg in enumerate(self._inbox):
                 if match(msg):
                     del self._inbox[i]
                     return msg
             self._heartbeat_if_due()
-            pongs = len(self._heartbeats)
             arrived = self._read_available()
-            if arrived or len(self._heartbeats) < pongs:
-                last_heard = time.monotonic()
             self._inbox.extend(arrived)
             if arrived:
                 continue
-            left = timeout - (time.monotonic() - last_heard)
+            left = timeout - (time.monotonic() - max(self.last_heard, started))
             if left <= 0:
                 raise ChoreoTimeout(f"the backend at {self.endpoint} has not answered for {timeout:.1f} s")
             wait = min(left, self.heartbeat_interval if self._open_jobs else left)
@@ -279,7 +280,7 @@ class ChoreoClient:
         """Ask the backend to stop (cancels its jobs); needs the token if it has one."""
         return self.request(Message("shutdown"), timeout).content
 
-    def generate(self, audio: bytes | bytearray | memoryview | os.PathLike[str], *,
+    def generate(self, audio: bytes | bytearray | memoryview | str | os.PathLike[str], *,
                  model: str | None = None, seed: int | None = None, start: float = 0.0,
                  seconds: float | None = None, guidance: float | None = None,
                  steps: int | None = None, options: dict[str, Any] | None = None,

@@ -23,12 +23,14 @@ from protocol import ChoreoClient, ChoreoError, Message, decode, encode
 from tests.server_fixtures import FAST_STEPS, assert_serving, start_test_server, wait_for, wav_bytes
 
 TOKEN = "test-token-0123456789"
+HARD_LIMIT = 120 * 1024 * 1024
+"""The bad-input server's ZMQ_MAXMSGSIZE; its soft limit is the default 64 MiB."""
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     proc = start_test_server(tmp_path_factory.mktemp("bad_input"), token=TOKEN, max_audio_seconds=20.0,
-                             max_queue=1, client_timeout=2.0)
+                             max_queue=1, client_timeout=2.0, hard_max_message_bytes=HARD_LIMIT)
     yield proc
     proc.stop()
 
@@ -180,6 +182,14 @@ def test_a_100_megabyte_frame_gets_message_too_large(server, raw):
     reply = answer(raw, timeout=60)
     assert reply.content["code"] == "message_too_large" and reply.reply_to is None
     assert_serving(server, generate=True)
+
+
+def test_a_frame_over_the_hard_limit_is_cut_off_by_zeromq(server, raw):
+    raw.send_multipart(raw_frames("generate", {"audio": np.zeros(HARD_LIMIT + 1, np.uint8)}), copy=False)
+    assert not raw.poll(2000), "ZeroMQ drops the connection: no reply is possible"
+    raw.send_multipart(raw_frames("hello"))  # the socket reconnects by itself
+    assert answer(raw).type == "hello_reply"
+    assert_serving(server)
 
 
 # -- auth --------------------------------------------------------------------------------------

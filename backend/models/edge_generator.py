@@ -99,7 +99,7 @@ class EdgeGenerator:
     def generate(self, request: GenerationRequest, should_stop: StopCheck,
                  on_progress: ProgressCallback) -> Iterator[MotionChunk]:
         opts = {o.name: request.options.get(o.name, o.default) for o in self.options}
-        features = torch.as_tensor(request.music_features, dtype=torch.float32, device=self.device)
+        features = torch.tensor(request.music_features, dtype=torch.float32, device=self.device)
         total = int(features.shape[0])
         window = self.cfg.window_frames
         overlap = min(int(round(float(opts["overlap_seconds"]) * self.fps)), window // 2)
@@ -107,14 +107,13 @@ class EdgeGenerator:
         rng = torch.Generator(device=self.device).manual_seed(int(request.seed))
         made = torch.zeros((total, self.layout.num_channels), device=self.device)  # normalised
 
-        for index, (start, end, known) in enumerate(plan):
+        for start, end, known in plan:
             length = end - start
 
-            def on_step(step: int, steps: int, _index: int = index, _start: int = start) -> None:
+            def on_step(step: int, steps: int, first: int = start + known, last: int = end) -> None:
                 if should_stop():
                     raise Cancelled()
-                done_frames = _start + (end - _start) * step / steps
-                on_progress("sampling", min(done_frames / total, 1.0))
+                on_progress("sampling", (first + (last - first) * step / steps) / total)
 
             inpainting = None
             if known:

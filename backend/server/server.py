@@ -20,7 +20,6 @@ from __future__ import annotations
 import hmac
 import importlib.metadata
 import logging
-import os
 import signal
 import threading
 import time

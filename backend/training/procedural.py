@@ -96,7 +96,8 @@ class MusicDescriptor:
         known = set(cls.CURVES) | {"beat_times", "beats_per_bar", "downbeat_index"}
         unknown = set(values) - known
         if unknown:
-            raise ProceduralError("bad_descriptor", f"unknown descriptor keys {sorted(unknown)}; known: {sorted(known)}")
+            raise ProceduralError("bad_descriptor",
+                                  f"unknown descriptor keys {sorted(unknown)}; known: {sorted(known)}")
         curves = {}
         for name in cls.CURVES:
             value = np.asarray(values.get(name, 0.5), dtype=np.float64)
@@ -298,7 +299,7 @@ LOWER_MOVES: dict[str, tuple[float, float, float, float, float]] = {
     "grapevine": (0.0, 0.3, 0.0, 0.5, -0.2),
     "rock_step": (0.2, 0.0, 0.5, 0.0, -0.3),
     "kick_step": (-0.5, 1.2, 0.3, 0.4, 0.3),
-    "heel_tap": (0.0, 0.2, 0.6, 0.3, 0.0),
+    "toe_tap": (0.0, 0.2, 0.6, 0.3, 0.0),
     "jump": (-1.0, 1.5, 0.0, 0.5, 0.3),
     "turn": (-0.2, -0.2, 0.5, -0.5, -0.5),
     "walk": (-0.3, 0.2, -0.4, 0.0, -0.5),
@@ -352,12 +353,13 @@ def _plan_phrases(tl: _Timeline, curves: dict[str, np.ndarray], style: BodyStyle
         features = (np.array([1.0, *music, tempo]) - MUSIC_CENTRE) / MUSIC_SCALE
         prev = phrases[-1] if phrases else None
         changed = prev is None or abs(music[0] - prev.music[0]) > 0.12 or abs(music[2] - prev.music[2]) > 0.15
-        if prev is not None and not changed and rng.random() < 0.4:
+        if prev is not None and not changed and prev.lower != "jump" and rng.random() < 0.4:
             lower, upper = prev.lower, prev.upper
         else:
             turned_recently = any(p.lower == "turn" for p in phrases[-2:])
+            jumped = prev is not None and prev.lower == "jump"  # one phrase of jumping at a time
             lower = _choose(LOWER_MOVES, features, style, rng, prev.lower if (prev and changed) else None,
-                            lambda m: not (m == "jump" and (tl.pulse_seconds < 0.34 or music[0] < 0.6))
+                            lambda m: not (m == "jump" and (jumped or tl.pulse_seconds < 0.34 or music[0] < 0.6))
                             and not (m == "turn" and turned_recently))
             upper = _choose(UPPER_MOVES, features, style, rng, prev.upper if (prev and changed) else None,
                             lambda m: True)
@@ -456,17 +458,14 @@ def _lower_move(name: str, n: int, a: float, style: BodyStyle, variant: int) -> 
     if name == "sway":
         return _LowerMove([], 1.35, 0.5, 0.8, 0.12)
     if name == "step_touch":
-        d = 0.04 + 0.05 * a
+        out = 0.04 + 0.05 * a + w  # how far out the stepping foot goes
         for i in range(n):
             k = i % 4
-            if k == 0:
-                steps.append(_StepSpec(1, i, (-d - w, 0.0)))
-            elif k == 1:
-                steps.append(_StepSpec(0, i, (-d - w + 0.16, 0.0), "touch", 0.6))
-            elif k == 2:
-                steps.append(_StepSpec(0, i, (d + w, 0.0)))
-            else:
-                steps.append(_StepSpec(1, i, (d + w - 0.16, 0.0), "touch", 0.6))
+            foot, side = (lead, s[lead]) if k in (0, 3) else (other, s[other])
+            if k in (0, 2):  # step out to this foot's side
+                steps.append(_StepSpec(foot, i, (side * out, 0.0)))
+            else:  # close the other foot next to it, without weight
+                steps.append(_StepSpec(foot, i, (-side * (out - 0.16), 0.0), "touch", 0.6))
         return _LowerMove(steps, 1.0, 0.7, 0.0, 0.06)
     if name == "march":
         for i in range(n):
@@ -511,7 +510,7 @@ def _lower_move(name: str, n: int, a: float, style: BodyStyle, variant: int) -> 
             steps.append(_StepSpec(foot, i, (s[foot] * w, 0.0), "step", 1.6 + a, 0.7,
                                    mid=(0.03 * s[foot], -(0.18 + 0.12 * a))))
         return _LowerMove(steps, 1.0, 0.5, 0.0, 0.06)
-    if name == "heel_tap":
+    if name == "toe_tap":
         for i in range(n):
             foot = lead if (i // 2) % 2 == 0 else other
             if i % 2 == 0:
@@ -558,18 +557,18 @@ class _FootPlanner:
 
     def __init__(self, style: BodyStyle):
         self.style = style
-        self.pos = np.array([[style.stance, 0.0], [-style.stance, 0.0]])  # current ankle xy
-        self.yaw = np.array([style.turnout, -style.turnout])
+        self.pos = np.array([[style.stance, 0.0], [-style.stance, 0.0]])  # ankle xy after the last phrase
         self.steps: list[_Step] = []
         self.facing_keys: list[tuple[float, float]] = [(-1e9, 0.0)]
 
     def facing(self, pulse_phase: np.ndarray | float) -> np.ndarray:
         """Body facing (yaw, radians) at a pulse phase: smooth ramps between keys."""
         keys = self.facing_keys
-        out = np.full(np.shape(pulse_phase), keys[0][1], dtype=np.float64)
+        x = np.asarray(pulse_phase, dtype=np.float64)
+        out = np.full(x.shape, keys[0][1])
         for (t0, y0), (t1, y1) in zip(keys[:-1], keys[1:]):
             if t1 > t0:
-                out = np.where(pulse_phase >= t0, y0 + (y1 - y0) * _smoothstep((np.asarray(pulse_phase) - t0) / (t1 - t0)), out)
+                out = np.where(x >= t0, y0 + (y1 - y0) * _smoothstep((x - t0) / (t1 - t0)), out)
         return out
 
     def _busy(self, foot: int, lift: float, land: float, jump: bool) -> bool:
@@ -587,9 +586,9 @@ class _FootPlanner:
         st = self.style
         facing0 = float(self.facing(float(phrase.start)))
         if move.turn:
-            self.facing_keys += [(phrase.start - 0.3, facing0), (phrase.start + phrase.length - 1.0, facing0 + move.turn)]
+            end = phrase.start + phrase.length - 1.0
+            self.facing_keys += [(phrase.start - 0.3, facing0), (end, facing0 + move.turn)]
         center = 0.7 * self.pos.mean(axis=0)  # drift back towards the origin
-        placed: set[int] = set()
 
         def world(local: tuple[float, float], at: float) -> tuple[np.ndarray, float]:
             yaw = float(self.facing(at))
@@ -609,8 +608,7 @@ class _FootPlanner:
                 height = 0.05 * spec.height + 0.02
             mid = _rot2(yaw) @ np.asarray(spec.mid)
             self.steps.append(_Step(spec.foot, lift, land, target, yaw + SIDE[spec.foot] * st.turnout,
-                                    spec.kind, max(height, 0.045), mid))
-            placed.add(spec.foot)
+                                    spec.kind, max(height, 0.06), mid))
 
         # Feet the move does not place early: settle them into the move's stance.
         for foot in (0, 1):
@@ -651,42 +649,49 @@ class _FootPlanner:
                 s = (phase - st.lift) / (st.land - st.lift)
                 during = (s >= 0) & (s < 1)
                 after = s >= 1
-                g = _smoothstep((s[during] - 0.2) / 0.6)
-                bump = np.sin(np.pi * np.clip((s[during] - 0.2) / 0.6, 0.0, 1.0))
+                travel = np.clip((s[during] - 0.15) / 0.57, 0.0, 1.0)  # only while well off the floor
+                g = _smoothstep(travel)
+                bump = np.sin(np.pi * travel)
                 xy[during, foot] = pos + g[:, None] * (st.target - pos) + bump[:, None] * st.mid
                 yaw[during, foot] = ang + g * (st.yaw - ang)
-                lift[during, foot] = st.height * np.sin(np.pi * s[during])
+                rise = np.sin(np.pi * s[during])
+                lift[during, foot] = st.height * np.where(s[during] < 0.5, rise, rise**2)  # quick up, soft landing
                 xy[after, foot] = st.target
                 yaw[after, foot] = st.yaw
                 pos, ang = st.target, st.yaw
-        pitch = np.minimum(0.35, 2.5 * lift)
+        pitch = np.minimum(0.3, 1.2 * lift)  # toes point down a little in the air
         return xy, lift, yaw, pitch
 
-    def weight_left(self, phase: np.ndarray, lift: np.ndarray) -> np.ndarray:
-        """Share of the body weight on the left foot, per frame, before smoothing."""
-        events = sorted((s.land, s.foot, s.kind) for s in self.steps if s.kind in ("step", "weight", "jump"))
-        w = np.full(len(phase), 0.5)
-        state, since = 0.5, -1e9
-        k = 0
-        for i, ph in enumerate(phase):
-            while k < len(events) and events[k][0] <= ph:
-                _, foot, kind = events[k]
-                state = 0.5 if kind == "jump" else (0.75 if foot == 0 else 0.25)
-                since = events[k][0]
-                k += 1
-            relax = np.clip((ph - since - 1.0) / 1.5, 0.0, 1.0)
-            w[i] = state + (0.5 - state) * relax
-        airborne_l, airborne_r = lift[:, 0] > 0, lift[:, 1] > 0
-        # Shift onto the stance foot a little before a single-foot lift, and through it.
+    def weight_left(self, phase: np.ndarray) -> np.ndarray:
+        """Share of the body weight on the left foot, per frame.
+
+        Keyed values joined by smoothsteps: the weight goes onto the stance foot just
+        before a lift and arrives on a stepping foot exactly as it lands, so the pelvis
+        is still on the beat and travels between beats.
+        """
+        on = {0: 0.8, 1: 0.2}  # weight over one foot (the other is in the air)
+        settled = {0: 0.68, 1: 0.32}
+        keys: list[tuple[float, float]] = []
         for st in self.steps:
-            if st.kind in ("jump", "weight"):
-                continue
-            near = (phase >= st.lift - 0.25) & (phase < st.land)
-            if st.foot == 0:
-                w[near & ~airborne_r] = 0.15
+            other = 1 - st.foot
+            if st.kind == "weight":
+                keys.append((st.land, settled[st.foot]))
+            elif st.kind == "jump":
+                keys += [(st.lift, 0.5), (st.land, 0.5)]
             else:
-                w[near & ~airborne_l] = 0.85
-        return w
+                keys += [(st.lift - 0.2, on[other]), (st.lift + 0.35 * (st.land - st.lift), on[other]),
+                         (st.land, settled[st.foot] if st.kind == "step" else settled[other])]
+        keys.sort()
+        keyed: list[tuple[float, float]] = [(-1e9, 0.5)]
+        for t, v in keys + [(1e9, 0.5)]:
+            if t - keyed[-1][0] > 2.5:  # a long still: back to both feet, until shortly before the next step
+                keyed += [(keyed[-1][0] + 1.5, 0.5), (t - 0.7, 0.5)]
+            keyed.append((t, v))
+        times = np.array([t for t, _ in keyed])
+        values = np.array([v for _, v in keyed])
+        i = np.clip(np.searchsorted(times, phase, side="right") - 1, 0, len(times) - 2)
+        span = np.maximum(times[i + 1] - times[i], 1e-6)
+        return values[i] + (values[i + 1] - values[i]) * _smoothstep((phase - times[i]) / span)
 
 
 # ====================================================================== upper body
@@ -756,6 +761,7 @@ def _upper_move(name: str, ph: np.ndarray, bar: np.ndarray, a: np.ndarray, h: np
             pose.wrist[:, side, 2] += h * reach
         pose.pole[:] = [0.9, -0.2, -1.0]
         pose.spine[:, 0] = -0.06 * a * (u[0] + u[1]) / 2
+        pose.collar[:, :, 0] = 0.12 * np.stack(u, -1)  # shoulders go up with the fists
     elif name == "clap":
         u = pulse(ph, 1.5 * sharp)
         lift = 0.32 if variant == 1 else 0.0
@@ -776,6 +782,7 @@ def _upper_move(name: str, ph: np.ndarray, bar: np.ndarray, a: np.ndarray, h: np
         pose.pole[:] = _lerp(pole_down, [1.0, 0.0, -0.4], u)[:, None]
         pose.spine[:, 0] = -0.1 * a * u
         pose.head[:, 0] = -0.1 * u
+        pose.collar[:, :, 0] = 0.15 * u[:, None]
     elif name == "wave":
         shift = 0.18 * a * snap(ph, sharp)
         for side, sign in ((left, 1), (right, -1)):
@@ -804,7 +811,7 @@ def _upper_move(name: str, ph: np.ndarray, bar: np.ndarray, a: np.ndarray, h: np
         pose.spine[:, 1] = 0.08 * a * (2 * p - 1)
         pose.head[:, 2] = 0.2 * a * (2 * p - 1)
     elif name == "roll":
-        theta = 2 * np.pi * ph
+        theta = 2 * np.pi * ph - np.sin(2 * np.pi * ph)  # circling, with a stop on every beat
         for side, offset in ((left, 0.0), (right, np.pi)):
             pose.wrist[:, side] = np.stack([-0.02 + 0.07 * np.cos(theta + offset), 0.32 + 0.05 * np.sin(theta + offset),
                                             -0.1 + 0.5 * h + 0.07 * np.sin(theta + offset)], -1)
@@ -965,104 +972,150 @@ def procedural_dance_with_plan(beat_times: np.ndarray, seconds: float, music_des
 
 
 def _pose_body(tl: _Timeline, phrases: list[Phrase], weights: np.ndarray, style: BodyStyle,
-               energy: np.ndarray, amp: np.ndarray, height: np.ndarray, sharp: np.ndarray, fps: float) -> tuple[np.ndarray, np.ndarray]:
-    """Local rotation matrices (T, 24, 3, 3) and pelvis positions (T, 3)."""
-    ph = tl.phase
-    n = len(ph)
+               energy: np.ndarray, amp: np.ndarray, height: np.ndarray, sharp: np.ndarray,
+               fps: float) -> tuple[np.ndarray, np.ndarray]:
+    """Local rotation matrices (T, 24, 3, 3) and pelvis positions (T, 3).
 
-    # ---- feet
+    Order matters: feet are planned first, the pelvis follows the feet (and stays low
+    enough for them), the torso and head follow the pelvis, then IK fits the legs
+    between pelvis and feet and the arms between shoulders and wrist targets.
+    """
+    n = len(tl.phase)
     planner = _FootPlanner(style)
     moves = []
     for p in phrases:
         a = float(np.interp(tl.time_of(p.start + p.length / 2) * fps, np.arange(n), amp))
-        move = _lower_move(p.lower, p.length, a, style, p.variant)
-        planner.add_phrase(p, move)
-        moves.append(move)
-    ankle_xy, lift, foot_yaw, pitch = planner.trajectories(ph)
+        moves.append(_lower_move(p.lower, p.length, a, style, p.variant))
+        planner.add_phrase(p, moves[-1])
+    ankle_xy, lift, foot_yaw, toe_pitch = planner.trajectories(tl.phase)
     ankles = np.concatenate([ankle_xy, (ANKLE_HEIGHT + lift)[..., None]], axis=-1)  # (T, 2, 3)
 
-    # ---- pelvis
+    local = np.tile(np.eye(3), (n, NUM_JOINTS, 1, 1))
+    root, hips = _pelvis_motion(tl, planner, moves, weights, style, energy, amp, ankles, lift, fps)
+    local[:, 0] = hips.rotation
+    upper = _blend_upper_moves(tl, phrases, weights, style, amp, height, sharp)
+    _pose_torso(local, upper, hips, style, amp, sharp, tl.phase)
+    positions, globals_ = forward_kinematics_np(local, root)
+    _solve_legs(local, positions, hips.rotation, ankles, foot_yaw, toe_pitch)
+    _solve_arms(local, positions, globals_, upper, style)
+    return local, root
+
+
+@dataclass
+class _Hips:
+    """The pelvis motion and what the torso needs to know about it."""
+
+    rotation: np.ndarray  # (T, 3, 3) global
+    facing: np.ndarray  # (T,) body facing yaw
+    yaw: np.ndarray  # (T,) pelvis yaw (facing plus hip twist)
+    roll: np.ndarray  # (T,) side tilt from the weight shift
+    pitch: np.ndarray  # (T,) forward tilt
+    dip: np.ndarray  # (T,) the beat pulse of the bounce, 1 on beats
+
+
+def _pelvis_motion(tl: _Timeline, planner: _FootPlanner, moves: list[_LowerMove], weights: np.ndarray,
+                   style: BodyStyle, energy: np.ndarray, amp: np.ndarray, ankles: np.ndarray, lift: np.ndarray,
+                   fps: float) -> tuple[np.ndarray, _Hips]:
+    """Pelvis position (T, 3) over the weighted foot, dipping on the beat, and its rotation."""
+    ph = tl.phase
     bounce_scale = sum(w * m.bounce for w, m in zip(weights, moves))
     sway = sum(w * m.sway for w, m in zip(weights, moves))
     twist = sum(w * m.twist for w, m in zip(weights, moves))
-    beat_dip = pulse(ph, 1.2)
-    w_left = planner.weight_left(ph, lift) + 0.5 * sway * np.minimum(amp, 1.2) * 0.5 * snap(ph, 1.0) * (1 - (lift > 0).any(1))
-    w_left = gaussian_filter1d(np.clip(w_left, 0.1, 0.9), 0.09 * fps, mode="nearest")
+    dip = pulse(ph, 1.2)
+    standing = 1 - (lift > 0).any(axis=1)
+    w_left = planner.weight_left(ph) + 0.25 * sway * np.minimum(amp, 1.2) * snap(ph, 1.0) * standing
+    w_left = gaussian_filter1d(np.clip(w_left, 0.1, 0.9), 0.04 * fps, mode="nearest")
     facing = planner.facing(ph)
-    yaw = facing + twist * amp * snap(ph, 1.0) * 0.6
-    roll = -0.35 * (w_left - 0.5) * np.minimum(amp, 1.3)
-    pitch_pelvis = 0.04 + 0.05 * beat_dip * amp
-    pelvis_rot = _rot_z(yaw) @ rot.axis_angle_to_matrix(np.stack([pitch_pelvis, roll, 0 * roll], -1))
-    support = ankle_xy[:, 1] + w_left[:, None] * (ankle_xy[:, 0] - ankle_xy[:, 1])
-    ahead = np.stack([np.sin(facing), -np.cos(facing)], -1) * PELVIS_AHEAD_OF_ANKLES  # along the facing
-    pelvis_xy = gaussian_filter1d(support + ahead, 0.07 * fps, axis=0, mode="nearest")
-    airborne = lift.min(axis=1)  # both feet up: a jump
-    z = (PELVIS_REST_HEIGHT - style.knee_bend - style.bounce * (0.4 + 0.8 * energy) * bounce_scale * beat_dip
-         + 0.9 * airborne)
-    limit = _max_pelvis_height(pelvis_xy, pelvis_rot, ankles) - 0.004
-    excess = np.maximum(z - limit, 0.0)
-    width = max(1, int(round(0.1 * fps)))
-    excess = np.maximum(gaussian_filter1d(
-        np.lib.stride_tricks.sliding_window_view(np.pad(excess, width, mode="edge"), 2 * width + 1).max(-1),
-        width / 2.0, mode="nearest"), excess)
-    root = np.concatenate([pelvis_xy, (z - excess)[:, None]], axis=-1)
+    yaw = facing + 0.6 * twist * amp * snap(ph, 1.0)
+    roll = -0.35 * (w_left - 0.5) * np.minimum(amp, 1.3)  # the weighted hip rises
+    pitch = 0.04 + 0.05 * dip * amp
+    rotation = _rot_z(yaw) @ rot.axis_angle_to_matrix(np.stack([pitch, roll, np.zeros_like(roll)], -1))
 
-    # ---- upper-body moves, blended phrase by phrase
+    support = ankles[:, 1, :2] + w_left[:, None] * (ankles[:, 0, :2] - ankles[:, 1, :2])
+    ahead = np.stack([np.sin(facing), -np.cos(facing)], -1) * PELVIS_AHEAD_OF_ANKLES
+    xy = gaussian_filter1d(support + ahead, 0.07 * fps, axis=0, mode="nearest")
+    airborne = lift.min(axis=1)  # both feet up: a jump carries the pelvis up too
+    z = (PELVIS_REST_HEIGHT - style.knee_bend - style.bounce * (0.4 + 0.8 * energy) * bounce_scale * dip
+         + 0.9 * airborne)
+    # Never higher than the legs can reach; the lowering is widened and smoothed so it does not jerk.
+    excess = np.maximum(z - (_max_pelvis_height(xy, rotation, ankles) - 0.004), 0.0)
+    width = max(1, int(round(0.1 * fps)))
+    widened = np.lib.stride_tricks.sliding_window_view(np.pad(excess, width, mode="edge"), 2 * width + 1).max(-1)
+    excess = np.maximum(gaussian_filter1d(widened, width / 2.0, mode="nearest"), excess)
+    root = np.concatenate([xy, (z - excess)[:, None]], axis=-1)
+    return root, _Hips(rotation, facing, yaw, roll, pitch, dip)
+
+
+def _blend_upper_moves(tl: _Timeline, phrases: list[Phrase], weights: np.ndarray, style: BodyStyle,
+                       amp: np.ndarray, height: np.ndarray, sharp: np.ndarray) -> _UpperPose:
+    """Each phrase's upper-body move where its cross-fade weight is non-zero, summed."""
+    n = len(tl.phase)
     upper = _UpperPose.zeros(n)
     bar = tl.bar_phase
     for w, p in zip(weights, phrases):
         active = w > 0
         if not active.any():
             continue
-        part = _upper_move(p.upper, ph[active], bar[active], amp[active], height[active], sharp[active], style, p.variant)
+        part = _upper_move(p.upper, tl.phase[active], bar[active], amp[active], height[active], sharp[active],
+                           style, p.variant)
         full = _UpperPose.zeros(n)
         for name in ("wrist", "pole", "spine", "collar", "head"):
             getattr(full, name)[active] = getattr(part, name)
         upper.add(full, w)
+    return upper
 
-    local = np.tile(np.eye(3), (n, NUM_JOINTS, 1, 1))
-    local[:, 0] = pelvis_rot
-    # Chest: the move, plus posture, a dip on the beat, and undoing the hip roll and twist.
+
+def _pose_torso(local: np.ndarray, upper: _UpperPose, hips: _Hips, style: BodyStyle, amp: np.ndarray,
+                sharp: np.ndarray, ph: np.ndarray) -> None:
+    """Spine, neck, head and collars: the move, plus posture, a nod on the beat, and
+    undoing most of the hip roll and twist so the chest stays upright and facing."""
     chest = upper.spine.copy()
-    chest[:, 0] += style.lean + 0.04 * amp * beat_dip - (pitch_pelvis - 0.04)
-    chest[:, 1] -= 0.8 * roll
-    chest[:, 2] -= 0.6 * (yaw - facing)
-    for joint, share in ((JOINT_INDEX["spine1"], 0.3), (JOINT_INDEX["spine2"], 0.35), (JOINT_INDEX["spine3"], 0.35)):
-        local[:, joint] = rot.axis_angle_to_matrix(share * chest)
+    chest[:, 0] += style.lean + 0.04 * amp * hips.dip - (hips.pitch - 0.04)
+    chest[:, 1] -= 0.8 * hips.roll
+    chest[:, 2] -= 0.6 * (hips.yaw - hips.facing)
+    for joint, share in (("spine1", 0.3), ("spine2", 0.35), ("spine3", 0.35)):
+        local[:, JOINT_INDEX[joint]] = rot.axis_angle_to_matrix(share * chest)
     head = upper.head.copy()
     head[:, 0] += style.nod * amp * pulse(ph, sharp) - 0.6 * style.lean
     head[:, 1] -= 0.3 * chest[:, 1]
-    for joint, share in ((JOINT_INDEX["neck"], 0.4), (JOINT_INDEX["head"], 0.6)):
-        local[:, joint] = rot.axis_angle_to_matrix(share * head)
+    for joint, share in (("neck", 0.4), ("head", 0.6)):
+        local[:, JOINT_INDEX[joint]] = rot.axis_angle_to_matrix(share * head)
     for side, joint in enumerate((JOINT_INDEX["left_collar"], JOINT_INDEX["right_collar"])):
         shrug, forward = upper.collar[:, side, 0], upper.collar[:, side, 1]
         s = SIDE[side]
-        local[:, joint] = rot.axis_angle_to_matrix(np.stack([0 * shrug, -s * shrug, -s * forward], -1))
+        local[:, joint] = rot.axis_angle_to_matrix(np.stack([np.zeros_like(shrug), -s * shrug, -s * forward], -1))
 
-    # ---- legs: IK from the hips to the planned ankles
-    positions, globals_ = forward_kinematics_np(local, root)
+
+def _solve_legs(local: np.ndarray, positions: np.ndarray, pelvis_rot: np.ndarray, ankles: np.ndarray,
+                foot_yaw: np.ndarray, toe_pitch: np.ndarray) -> None:
+    """Hip, knee and ankle rotations that put each ankle on its target, foot flat (or toes down in the air)."""
+    n = len(ankles)
+    zeros = np.zeros(n)
     for foot in (0, 1):
         hip, knee, ankle = FOOT_JOINTS["hip"][foot], FOOT_JOINTS["knee"][foot], FOOT_JOINTS["ankle"][foot]
-        toward = np.stack([np.sin(foot_yaw[:, foot]), -np.cos(foot_yaw[:, foot]), np.zeros(n)], -1)
-        pole = toward + 0.15 * SIDE[foot] * np.stack([np.cos(foot_yaw[:, foot]), np.sin(foot_yaw[:, foot]), np.zeros(n)], -1)
+        yaw = foot_yaw[:, foot]
+        toes = np.stack([np.sin(yaw), -np.cos(yaw), zeros], -1)
+        outward = SIDE[foot] * np.stack([np.cos(yaw), np.sin(yaw), zeros], -1)
+        pole = toes + 0.15 * outward  # knees point over the toes, a little outwards
         g_thigh, g_shank = LEGS[foot].solve(positions[:, hip], ankles[:, foot], pole)
-        g_foot = _rot_z(foot_yaw[:, foot]) @ rot.axis_angle_to_matrix(
-            np.stack([pitch[:, foot], np.zeros(n), np.zeros(n)], -1))
+        g_foot = _rot_z(yaw) @ rot.axis_angle_to_matrix(np.stack([toe_pitch[:, foot], zeros, zeros], -1))
         local[:, hip] = np.swapaxes(pelvis_rot, -1, -2) @ g_thigh
         local[:, knee] = np.swapaxes(g_thigh, -1, -2) @ g_shank
         local[:, ankle] = np.swapaxes(g_shank, -1, -2) @ g_foot
 
-    # ---- arms: IK from the shoulders to wrist targets given in the chest frame
+
+def _solve_arms(local: np.ndarray, positions: np.ndarray, globals_: np.ndarray, upper: _UpperPose,
+                style: BodyStyle) -> None:
+    """Shoulder and elbow rotations that put each wrist on its target, given in the chest frame."""
     g_chest = globals_[:, JOINT_INDEX["spine3"]]
     asym = (style.asymmetry, 1.0 / style.asymmetry)
+    rest = np.array([0.07, 0.1, -0.44])
     for side, (collar, shoulder, elbow) in enumerate(((13, 16, 18), (14, 17, 19))):
         mirror = np.array([SIDE[side], -1.0, 1.0])  # (out, forward, up) -> chest x, y, z
-        rest = np.array([0.07, 0.1, -0.44])
-        wrist = rest + asym[side] * (upper.wrist[:, side] - rest)
+        wrist = upper.wrist[:, side].copy()
+        wrist[:, 1:] = rest[1:] + asym[side] * (wrist[:, 1:] - rest[1:])  # not sideways: claps still meet
         target = positions[:, shoulder] + np.einsum("tij,tj->ti", g_chest, wrist * mirror)
         pole = np.einsum("tij,tj->ti", g_chest, _unit(upper.pole[:, side]) * mirror)
         g_upper, g_fore = ARMS[side].solve(positions[:, shoulder], target, pole)
-        g_collar = globals_[:, collar]
-        local[:, shoulder] = np.swapaxes(g_collar, -1, -2) @ g_upper
+        local[:, shoulder] = np.swapaxes(globals_[:, collar], -1, -2) @ g_upper
         local[:, elbow] = np.swapaxes(g_upper, -1, -2) @ g_fore
-    return local, root

@@ -250,8 +250,10 @@ class _Renderer:
 
         hat_cut = rng.uniform(5500, min(9500, 0.45 * sr))
         closed_n, open_n = int(0.06 * sr), int(0.35 * sr)
-        closed = _filtered(rng.normal(0, 1, closed_n), sr, "highpass", hat_cut) * _decay(closed_n, sr, rng.uniform(0.012, 0.03))
-        opened = _filtered(rng.normal(0, 1, open_n), sr, "highpass", hat_cut) * _decay(open_n, sr, rng.uniform(0.08, 0.16))
+        closed = _filtered(rng.normal(0, 1, closed_n), sr, "highpass", hat_cut)
+        closed *= _decay(closed_n, sr, rng.uniform(0.012, 0.03))
+        opened = _filtered(rng.normal(0, 1, open_n), sr, "highpass", hat_cut)
+        opened *= _decay(open_n, sr, rng.uniform(0.08, 0.16))
         crash_n = int(1.5 * sr)
         crash = _filtered(rng.normal(0, 1, crash_n), sr, "highpass", 3500) * _decay(crash_n, sr, 0.5)
         perc_n = int(0.08 * sr)
@@ -325,7 +327,8 @@ class _Renderer:
             if layers["hats"] and hat_step:
                 for p in np.arange(0.0, style.beats_per_bar, hat_step):
                     accent = 1.0 if p % 1.0 == 0 else 0.7
-                    self._add("drums", drums["hat"], self._time(bar, float(p)), 0.35 * gain * accent * rng.uniform(0.8, 1.0))
+                    level = 0.35 * gain * accent * rng.uniform(0.8, 1.0)
+                    self._add("drums", drums["hat"], self._time(bar, float(p)), level)
                 for p in style.open_hat:
                     self._add("drums", drums["open_hat"], self._time(bar, p), 0.3 * gain)
             if layers["perc"]:

@@ -114,7 +114,7 @@ def prepare_training_data(data_dir: Path, layout: MotionLayout, min_frames: int)
             positions, _ = forward_kinematics_np(rot.quaternion_to_matrix(clip.rotations[:n]), clip.root_translation[:n])
             contacts = contact_labels(positions, layout.contact_joints, fps=clip.fps)
         motions.append(layout.from_quaternions(clip.rotations[:n], clip.root_translation[:n], contacts))
-        music.append(torch.from_numpy(np.ascontiguousarray(features[:n], dtype=np.float32)))
+        music.append(torch.tensor(features[:n], dtype=torch.float32))
         names.append(item.name)
     if not motions:
         raise ValueError(f"{data_dir}: no usable clips of at least {min_frames} frames")
@@ -196,7 +196,7 @@ def train(cfg: TrainConfig) -> Path:
 
         if is_main and (step % cfg.log_every == 0 or step == cfg.steps):
             entry = {"step": step, "seconds": round(time.time() - started, 1),
-                     **{k: round(float(v), 6) for k, v in losses.items()}}
+                     **{k: round(v.item(), 6) for k, v in losses.items()}}
             loss_log.append(entry)
             with open(out / "loss_log.jsonl", "a") as f:
                 f.write(json.dumps(entry) + "\n")

@@ -1,0 +1,1 @@
+"""Measures of generated dance (the full metric library grows here)."""
