@@ -49,8 +49,14 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    return {"serve": _serve, "generate": _generate, "demo": _demo, "train": _train,
-            "bench": _bench}[args.command](args)
+    from protocol.errors import ChoreoError
+    command = {"serve": _serve, "generate": _generate, "demo": _demo, "train": _train,
+               "bench": _bench}[args.command]
+    try:
+        return command(args)
+    except ChoreoError as err:  # the backend's answer, with its stable code
+        print(f"choreo: error [{err.code}]: {err.message}", file=sys.stderr)
+        return 1
 
 
 # ---------------------------------------------------------------- serve

@@ -32,6 +32,8 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("steps", "int", 20, 1, 200, description="DDIM sampling steps per window"),
     OptionSpec("guidance", "float", 2.0, 0.0, 10.0,
                description="Classifier-free guidance weight: 1 = plain conditional, higher follows the music harder"),
+    OptionSpec("eta", "float", 1.0, 0.0, 1.0,
+               description="DDIM noise: 0 = deterministic given the seed's starting noise, 1 = fresh noise each step (more variety)"),
     OptionSpec("overlap_seconds", "float", 1.5, 0.2, 4.0,
                description="How much of the previous window each new window is held to"),
 )
@@ -51,6 +53,23 @@ def plan_windows(num_frames: int, window: int, overlap: int) -> list[tuple[int, 
         start = min(made - overlap, num_frames - window)
         plan.append((start, start + window, made - start))
     return plan
+
+
+SEAM_BLEND_FRAMES = 10
+
+
+def blend_seam(new: torch.Tensor, offset: torch.Tensor, frames: int = SEAM_BLEND_FRAMES) -> torch.Tensor:
+    """Shift the first frames of a new window by ``offset``, fading out linearly.
+
+    ``offset`` is how far the held last frame lies from the network's own view of it.
+    The new frames continue the network's view, so shifting them by the offset makes
+    them continue the held frame instead; the shift fades to nothing over ``frames``.
+    """
+    n = min(frames, new.shape[0])
+    fade = torch.linspace(1.0, 0.0, frames + 1, device=new.device)[:n, None]
+    out = new.clone()
+    out[:n] += fade * offset
+    return out
 
 
 class EdgeGenerator:
@@ -121,9 +140,13 @@ class EdgeGenerator:
                 mask[:, :known] = 1.0
                 inpainting = Inpainting(known=made[start:end].unsqueeze(0) * mask, mask=mask)
             denoise = self.model.guided_denoiser(features[start:end].unsqueeze(0), float(opts["guidance"]))
-            x0 = self.diffusion.ddim_sample(
+            x0, raw = self.diffusion.ddim_sample(
                 denoise, (1, length, self.layout.num_channels), int(opts["steps"]),
-                generator=rng, device=self.device, inpainting=inpainting, on_step=on_step)[0]
+                generator=rng, device=self.device, eta=float(opts["eta"]), inpainting=inpainting,
+                on_step=on_step, return_raw=True)
+            x0 = x0[0]
+            if known:
+                x0[known:] = blend_seam(x0[known:], made[start + known - 1] - raw[0, known - 1])
             made[start + known:end] = x0[known:]
             rotations, root, contacts = self.layout.to_quaternions(
                 self.normalizer.denormalize(x0[known:]))
