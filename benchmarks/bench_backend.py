@@ -74,7 +74,7 @@ def bench_server(repeats: int) -> dict:
                                          on_chunk=lambda c: first or first.append(time.perf_counter() - t0))
                 totals.append(time.perf_counter() - t0)
                 firsts.append(first[0])
-                server_totals.append(result.timings.get("total_seconds", float("nan")))
+                server_totals.append(result.timings.get("total_s", float("nan")))
                 assert result.num_frames == 900, result.num_frames
     finally:
         server.stop()

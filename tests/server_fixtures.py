@@ -43,9 +43,6 @@ def start_test_server(folder: Path, default_location: bool = False, **overrides:
     dir, which is then ``folder / "runtime"`` (through ``$CHOREO_RUNTIME_DIR``).
     """
     folder.mkdir(parents=True, exist_ok=True)
-    import os  # DEVHACK
-    if os.environ.get("CHOREO_DEV_CKPT"):  # DEVHACK
-        overrides.setdefault("models", ("edge",)); overrides.setdefault("checkpoints", {"edge": os.environ["CHOREO_DEV_CKPT"]})  # DEVHACK
     if default_location:
         config = ServerConfig(device="cpu", **overrides)
         env = {"CHOREO_RUNTIME_DIR": str(folder / "runtime")}

@@ -66,6 +66,14 @@ CONTACT_JOINTS: tuple[int, ...] = FOOT_CONTACT_JOINTS
 HALF_TIME_BELOW_SECONDS: float = 0.42
 """Beats closer than this (faster than ~143 BPM) are danced in half time."""
 
+BEAT_HOLD: float = 0.8
+"""How much the dance pulse slows on every music beat (0: steady, 1: a full stop).
+
+The pulse phase is warped per music beat, phase' = 1 - BEAT_HOLD cos(2 pi u) with u the
+position within the beat, so every move, whatever its shape, is slowest on the beat and
+quickest between beats: whole-body joint speed has its minima on the beats (also on
+the in-between beats of half time), as beat-alignment measures it."""
+
 # ====================================================================== music
 
 
@@ -78,6 +86,11 @@ class MusicDescriptor:
     onset_density: (T,) in [0, 1] (detected onsets per second / 8)
     beat_times: seconds of the beats, where known; beats_per_bar and downbeat_index
         (index into beat_times of one downbeat) place the bars.
+    heard_beats: the beats ``backend.music.features.analyse_music`` finds in the audio as a
+        dataset stores it (16-bit wav, decoded as training decodes it): the beats the
+        model is shown. ``describe_music`` measures them; the dance follows them when there
+        are enough (see ``procedural_dance_with_plan``). heard_downbeat_index: one of
+        them, the nearest to the downbeat.
     """
 
     energy: np.ndarray
@@ -87,6 +100,8 @@ class MusicDescriptor:
     beat_times: np.ndarray = field(default_factory=lambda: np.zeros(0))
     beats_per_bar: int = 4
     downbeat_index: int = 0
+    heard_beats: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    heard_downbeat_index: int = 0
 
     CURVES = ("energy", "brightness", "onset_density")
 
@@ -113,10 +128,15 @@ class MusicDescriptor:
         beats = self.beat_times - start
         keep = (beats >= -1e-6) & (beats < seconds)
         first = int(np.argmax(keep)) if keep.any() else 0
+        heard = self.heard_beats - start
+        heard_keep = (heard >= -1e-6) & (heard < seconds)
+        heard_first = int(np.argmax(heard_keep)) if heard_keep.any() else 0
         return MusicDescriptor(
             energy=self.energy[a:b], brightness=self.brightness[a:b], onset_density=self.onset_density[a:b],
             fps=self.fps, beat_times=beats[keep], beats_per_bar=self.beats_per_bar,
-            downbeat_index=(self.downbeat_index - first) % self.beats_per_bar)
+            downbeat_index=(self.downbeat_index - first) % self.beats_per_bar,
+            heard_beats=heard[heard_keep],
+            heard_downbeat_index=(self.heard_downbeat_index - heard_first) % self.beats_per_bar)
 
     def curves_at(self, num_frames: int, fps: float) -> dict[str, np.ndarray]:
         """The three curves resampled to ``num_frames`` frames at ``fps`` (edges held), clipped to [0, 1]."""
@@ -134,9 +154,13 @@ def describe_music(samples: np.ndarray, sample_rate: int, beat_times: np.ndarray
                    beats_per_bar: int = 4, downbeat_index: int | None = None, fps: float = FPS) -> MusicDescriptor:
     """Measure energy, brightness and onset density of mono audio with librosa.
 
-    beat_times None: beats come from ``backend.music.features.analyse_music``, the very
-    tracker whose beats the model sees in its BEAT_ONEHOT feature, so the dance lands on
-    the beats the model is told about. Synthesised songs pass their true beats.
+    The beats the model will be shown are always measured (``heard_beats``): the audio is
+    written as a dataset stores it (16-bit wav at ``sample_rate``), decoded as training
+    decodes it, and run through ``backend.music.features.analyse_music``, the very tracker
+    behind the BEAT_ONEHOT feature. beat_times None: those are the beats. Synthesised
+    songs pass their true beats, which place the bars and stand in where the tracker
+    finds too few beats; the dance follows the heard ones (the tracker may hear a
+    latin song's beat on the off-beat, or a 170 BPM song at 85).
     downbeat_index None: guessed as the beat phase (mod beats_per_bar) with the
     strongest low-frequency (kick) onsets.
     """
@@ -165,11 +189,8 @@ def describe_music(samples: np.ndarray, sample_rate: int, beat_times: np.ndarray
     counts = np.searchsorted(onsets, t + 1.0) - np.searchsorted(onsets, t - 1.0)
     density = np.clip(gaussian_filter1d(counts / 2.0, 0.3 * fps) / 8.0, 0.0, 1.0)
 
-    if beat_times is None:
-        from backend.music.features import FEATURE_SAMPLE_RATE, analyse_music
-        resampled = librosa.resample(y, orig_sr=sample_rate, target_sr=FEATURE_SAMPLE_RATE, res_type="soxr_hq")
-        beat_times = np.asarray(analyse_music(resampled).beat_times, dtype=np.float64)
-    beat_times = np.asarray(beat_times, dtype=np.float64)
+    heard = _heard_beats(y, sample_rate)
+    beat_times = heard if beat_times is None else np.asarray(beat_times, dtype=np.float64)
     if downbeat_index is None:
         spectrum = np.abs(librosa.stft(y, n_fft=2048, hop_length=hop))
         bass = librosa.amplitude_to_db(spectrum[librosa.fft_frequencies(sr=sample_rate, n_fft=2048) < 160.0])
@@ -178,11 +199,31 @@ def describe_music(samples: np.ndarray, sample_rate: int, beat_times: np.ndarray
         scores = [at_beats[k::beats_per_bar].mean() if len(at_beats[k::beats_per_bar]) else 0.0
                   for k in range(beats_per_bar)]
         downbeat_index = int(np.argmax(scores))
+    heard_down = 0
+    if len(heard) and len(beat_times):
+        down_time = beat_times[min(max(int(downbeat_index), 0), len(beat_times) - 1)]
+        heard_down = int(np.argmin(np.abs(heard - down_time)))
     return MusicDescriptor(
         energy=np.interp(t, frame_t[: len(energy)], energy),
         brightness=np.interp(t, frame_t[: len(brightness)], brightness),
         onset_density=density, fps=float(fps), beat_times=beat_times,
-        beats_per_bar=int(beats_per_bar), downbeat_index=int(downbeat_index))
+        beats_per_bar=int(beats_per_bar), downbeat_index=int(downbeat_index),
+        heard_beats=heard, heard_downbeat_index=heard_down)
+
+
+def _heard_beats(y: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Beat times analyse_music finds in ``y`` once stored as a 16-bit wav and decoded back."""
+    import io
+
+    import soundfile as sf
+
+    from backend.music.audio import decode_audio
+    from backend.music.features import FEATURE_SAMPLE_RATE, analyse_music
+
+    buffer = io.BytesIO()
+    sf.write(buffer, y, int(sample_rate), format="WAV", subtype="PCM_16")
+    decoded = decode_audio(buffer.getvalue(), FEATURE_SAMPLE_RATE)
+    return np.array(analyse_music(decoded).beat_times, dtype=np.float64)
 
 
 # ====================================================================== timeline
@@ -239,6 +280,10 @@ class _Timeline:
         ext = np.concatenate([pulses[0] - pulse_period * np.arange(before, 0, -1), pulses,
                               pulses[-1] + pulse_period * np.arange(1, after + 1)])
         phase = np.interp(np.arange(num_frames) / fps, ext, np.arange(len(ext), dtype=np.float64))
+        # Hold on every music beat (pulses are `stride` beats): see BEAT_HOLD.
+        beat = phase * stride
+        whole = np.floor(beat)
+        phase = (whole + (beat - whole) - BEAT_HOLD * np.sin(2 * np.pi * (beat - whole)) / (2 * np.pi)) / stride
         bars_per_phrase = 2 ** int(np.ceil(np.log2(np.ceil(6 / ppb))))
         return cls(pulse_times=ext, phase=phase, downbeat=down_pulse + before, pulses_per_bar=ppb,
                    phrase_pulses=ppb * bars_per_phrase, pulse_seconds=pulse_period, bpm=60.0 / period)
@@ -384,15 +429,26 @@ def _phrase_weights(tl: _Timeline, phrases: list[Phrase]) -> np.ndarray:
 # ====================================================================== beat shapes
 
 
+PULSE_TURN: float = 0.12
+"""Softness of the turn-around half-way between beats in ``pulse`` (0: an instant rebound)."""
+
+
 def pulse(x: np.ndarray, sharp: np.ndarray | float = 1.0) -> np.ndarray:
-    """1 on every integer (beat), 0 half-way between; flat (zero speed) at both."""
-    return ((1.0 + np.cos(2 * np.pi * x)) / 2.0) ** sharp
+    """1 on every integer (beat), 0 half-way between: a triangle wave, crisper on the beat
+    when sharp > 1 (up to 2), its turn-around half-way rounded by PULSE_TURN. It never
+    rests half-way, so an every-beat accent (a dip, a nod) adds no off-beat stop; on the
+    beat the warped pulse phase (BEAT_HOLD) does the slowing."""
+    x = np.asarray(x, dtype=np.float64)
+    tri = 2.0 * np.abs(np.mod(x, 2.0) - 1.0) - 1.0  # +1 on even beats, -1 on odd ones
+    v = (np.sqrt(tri**2 + PULSE_TURN**2) - PULSE_TURN) / (np.sqrt(1.0 + PULSE_TURN**2) - PULSE_TURN)
+    return 1.0 - np.maximum(1.0 - v, 0.0) ** (1.0 / np.clip(sharp, 1.0, 2.0))
 
 
 def snap(x: np.ndarray, sharp: np.ndarray | float = 1.0) -> np.ndarray:
     """+1 on even beats, -1 on odd ones, still at each, quicker in between when sharp > 1."""
     c = np.cos(np.pi * x)
-    return np.sign(c) * np.abs(c) ** (1.0 / sharp)
+    steep = np.clip(2.0 * (np.asarray(sharp, dtype=np.float64) - 1.0), 1e-6, 2.5)
+    return np.tanh(steep * c) / np.tanh(steep)  # finite speed half-way, however sharp
 
 
 def _smoothstep(x: np.ndarray) -> np.ndarray:
@@ -420,7 +476,7 @@ class _StepSpec:
     target: tuple[float, float]
     kind: str = "step"  # "step" (weight moves onto it), "touch", "weight" (no movement), "jump"
     height: float = 1.0  # times the body style's step height
-    swing: float = 0.55  # pulses in the air
+    swing: float = 0.75  # pulses in the air
     mid: tuple[float, float] = (0.0, 0.0)  # extra excursion at mid-swing (kicks)
 
 
@@ -522,7 +578,7 @@ def _lower_move(name: str, n: int, a: float, style: BodyStyle, variant: int) -> 
         for i in range(n):
             wide = 1.7 if i % 2 == 0 else 0.75
             for foot in (0, 1):
-                steps.append(_StepSpec(foot, i, (s[foot] * w * wide, 0.0), "jump", 0.5 + 0.4 * a, 0.45))
+                steps.append(_StepSpec(foot, i, (s[foot] * w * wide, 0.0), "jump", 0.5 + 0.4 * a, 0.6))
         return _LowerMove(steps, 1.0, 0.3, 0.0, 0.0)
     if name == "turn":
         for i in range(n):
@@ -555,8 +611,9 @@ def _rot2(angle: float) -> np.ndarray:
 class _FootPlanner:
     """Turns phrases of step specs into world-space steps that never overlap badly."""
 
-    def __init__(self, style: BodyStyle):
+    def __init__(self, style: BodyStyle, max_swing: float = 1.0):
         self.style = style
+        self.max_swing = max_swing  # pulses a foot may be in the air (under 1/2 in half time: still on every beat)
         self.pos = np.array([[style.stance, 0.0], [-style.stance, 0.0]])  # ankle xy after the last phrase
         self.steps: list[_Step] = []
         self.facing_keys: list[tuple[float, float]] = [(-1e9, 0.0)]
@@ -587,7 +644,7 @@ class _FootPlanner:
         facing0 = float(self.facing(float(phrase.start)))
         if move.turn:
             end = phrase.start + phrase.length - 1.0
-            self.facing_keys += [(phrase.start - 0.3, facing0), (end, facing0 + move.turn)]
+            self.facing_keys += [(float(phrase.start), facing0), (end, facing0 + move.turn)]
         center = 0.7 * self.pos.mean(axis=0)  # drift back towards the origin
 
         def world(local: tuple[float, float], at: float) -> tuple[np.ndarray, float]:
@@ -596,7 +653,7 @@ class _FootPlanner:
 
         for spec in move.steps:
             land = float(phrase.start + spec.at)
-            lift = land - spec.swing
+            lift = land - min(spec.swing, self.max_swing)
             target, yaw = world(spec.target, land)
             if spec.kind == "weight":
                 self.steps.append(_Step(spec.foot, land, land, target, yaw, "weight", 0.0, np.zeros(2)))
@@ -621,8 +678,9 @@ class _FootPlanner:
                 continue
             for at in range(0, min(own) if own else 4):
                 land = float(phrase.start + at)
-                if not self._busy(foot, land - 0.55, land, False):
-                    self.steps.append(_Step(foot, land - 0.55, land, home, yaw + SIDE[foot] * st.turnout,
+                swing = min(0.75, self.max_swing)
+                if not self._busy(foot, land - swing, land, False):
+                    self.steps.append(_Step(foot, land - swing, land, home, yaw + SIDE[foot] * st.turnout,
                                             "step", st.step_height * 0.8, np.zeros(2)))
                     break
         for foot in (0, 1):
@@ -665,11 +723,12 @@ class _FootPlanner:
     def weight_left(self, phase: np.ndarray) -> np.ndarray:
         """Share of the body weight on the left foot, per frame.
 
-        Keyed values joined by smoothsteps: the weight goes onto the stance foot just
-        before a lift and arrives on a stepping foot exactly as it lands, so the pelvis
-        is still on the beat and travels between beats.
+        Keyed values joined by smoothsteps, keyed on beats only (a key between beats
+        would be a rest between beats): the weight sits over the foot that last took it,
+        which is the stance foot when the other lifts, and arrives on a stepping foot
+        exactly as it lands, so the pelvis is still on the beat and travels between beats.
         """
-        on = {0: 0.8, 1: 0.2}  # weight over one foot (the other is in the air)
+        on = {0: 0.75, 1: 0.25}  # weight over one foot (the other is free to lift)
         settled = {0: 0.68, 1: 0.32}
         keys: list[tuple[float, float]] = []
         for st in self.steps:
@@ -677,15 +736,17 @@ class _FootPlanner:
             if st.kind == "weight":
                 keys.append((st.land, settled[st.foot]))
             elif st.kind == "jump":
-                keys += [(st.lift, 0.5), (st.land, 0.5)]
+                keys.append((st.land, 0.5))
             else:
-                keys += [(st.lift - 0.2, on[other]), (st.lift + 0.35 * (st.land - st.lift), on[other]),
-                         (st.land, settled[st.foot] if st.kind == "step" else settled[other])]
-        keys.sort()
+                keys.append((st.land, on[st.foot] if st.kind == "step" else on[other]))
+        merged: dict[float, list[float]] = {}
+        for t, v in keys:  # two keys on one beat (a foot lands as the other touches): meet half-way
+            merged.setdefault(t, []).append(v)
+        keys = sorted((t, float(np.mean(v))) for t, v in merged.items())
         keyed: list[tuple[float, float]] = [(-1e9, 0.5)]
         for t, v in keys + [(1e9, 0.5)]:
             if t - keyed[-1][0] > 2.5:  # a long still: back to both feet, until shortly before the next step
-                keyed += [(keyed[-1][0] + 1.5, 0.5), (t - 0.7, 0.5)]
+                keyed += [(keyed[-1][0] + 2.0, 0.5), (t - 1.0, 0.5)]
             keyed.append((t, v))
         times = np.array([t for t, _ in keyed])
         values = np.array([v for _, v in keyed])
@@ -751,10 +812,8 @@ def _upper_move(name: str, ph: np.ndarray, bar: np.ndarray, a: np.ndarray, h: np
     elif name == "pump":
         chamber = np.array([0.16, 0.26, -0.12])
         top = np.array([0.1 + spread, 0.14, 0.34])
-        if variant == 0:
-            u = [pulse(ph, 2 * sharp), pulse(ph, 2 * sharp)]
-        else:
-            u = [pulse(ph / 2, 2 * sharp), pulse((ph - 1) / 2, 2 * sharp)]
+        up = (1.0 + snap(ph, 2 * sharp)) / 2.0  # up on one beat, chambered on the next
+        u = [up, up] if variant == 0 else [up, 1.0 - up]
         for side in (left, right):
             reach = np.minimum(a, 1.2) * u[side]
             pose.wrist[:, side] = _lerp(chamber, top, reach)
@@ -763,7 +822,7 @@ def _upper_move(name: str, ph: np.ndarray, bar: np.ndarray, a: np.ndarray, h: np
         pose.spine[:, 0] = -0.06 * a * (u[0] + u[1]) / 2
         pose.collar[:, :, 0] = 0.12 * np.stack(u, -1)  # shoulders go up with the fists
     elif name == "clap":
-        u = pulse(ph, 1.5 * sharp)
+        u = (1.0 - snap(ph, 1.5 * sharp)) / 2.0  # a clap on every other beat, apart on the others
         lift = 0.32 if variant == 1 else 0.0
         apart = np.array([0.15 + spread, 0.26, -0.1 + lift])
         together = np.array([-0.165, 0.32, -0.02 + lift])
@@ -773,7 +832,7 @@ def _upper_move(name: str, ph: np.ndarray, bar: np.ndarray, a: np.ndarray, h: np
         pose.pole[:] = [1.0, -0.3, -1.0]
         pose.spine[:, 0] = 0.05 * a * u
     elif name == "hit_up":
-        u = pulse(bar, 3.0)
+        u = pulse(bar, 2.0)
         top = np.array([0.26 + spread, 0.04, 0.36])
         low = np.array([0.1 + spread, 0.16, -0.36])
         for side in (left, right):
@@ -791,7 +850,7 @@ def _upper_move(name: str, ph: np.ndarray, bar: np.ndarray, a: np.ndarray, h: np
         pose.spine[:, 1] = 0.12 * a * snap(ph, sharp)
         pose.head[:, 1] = 0.08 * a * snap(ph, sharp)
     elif name == "shimmy":
-        shake = np.cos(2 * np.pi * 2 * ph)
+        shake = snap(ph, 2 * sharp)  # a shoulder forward on every beat, the other on the next
         for side, sign in ((left, 1), (right, -1)):
             pose.wrist[:, side] = np.stack([0.16 * ones, 0.26 + 0.03 * sign * shake, -0.1 + 0.5 * h], -1)
             pose.collar[:, side, 1] = 0.14 * a * sign * shake
@@ -818,7 +877,8 @@ def _upper_move(name: str, ph: np.ndarray, bar: np.ndarray, a: np.ndarray, h: np
         pose.pole[:] = [1.0, -0.2, -1.0]
         pose.spine[:, 0] = 0.04 * a * pulse(ph)
     elif name == "punch":
-        u = [pulse(ph / 2, 3 * sharp), pulse((ph - 1) / 2, 3 * sharp)]
+        out = (1.0 + snap(ph, 3 * sharp)) / 2.0  # each fist out on its beat, back on the next
+        u = [out, 1.0 - out]
         chamber = np.array([0.13, 0.08, -0.16])
         extended = np.array([-0.06, 0.46, 0.02])
         for side in (left, right):
@@ -940,16 +1000,26 @@ def procedural_dance(beat_times: np.ndarray, seconds: float, music_descriptor: M
 
 def procedural_dance_with_plan(beat_times: np.ndarray, seconds: float, music_descriptor: MusicDescriptor | dict,
                                rng: np.random.Generator, fps: float = FPS) -> tuple[MotionClip, DancePlan]:
+    """As ``procedural_dance``, with the plan. The dance follows the descriptor's
+    ``heard_beats`` (the beats the model is shown) when it has at least four usable ones,
+    else ``beat_times``."""
     beats = _validated(beat_times, seconds, fps)
     n = int(np.floor(seconds * fps + 1e-6))
     if isinstance(music_descriptor, dict):
         music_descriptor = MusicDescriptor.from_dict(music_descriptor, n, fps)
     if not isinstance(music_descriptor, MusicDescriptor):
         raise ProceduralError("bad_descriptor", "music_descriptor must be a MusicDescriptor or a dict")
+    downbeat_index = music_descriptor.downbeat_index
+    heard = np.asarray(music_descriptor.heard_beats, dtype=np.float64)
+    if len(heard) >= 4:
+        try:
+            beats, downbeat_index = _validated(heard, seconds, fps), music_descriptor.heard_downbeat_index
+        except ProceduralError:
+            pass  # a tempo the dance cannot use: keep the given beats
     if not 2 <= music_descriptor.beats_per_bar <= 8:
         raise ProceduralError("bad_descriptor", f"beats_per_bar must be 2..8, got {music_descriptor.beats_per_bar}")
     curves = music_descriptor.curves_at(n, fps)
-    tl = _Timeline.build(beats, music_descriptor.beats_per_bar, music_descriptor.downbeat_index, n, fps)
+    tl = _Timeline.build(beats, music_descriptor.beats_per_bar, downbeat_index, n, fps)
     style = BodyStyle.sample(rng)
     phrases = _plan_phrases(tl, curves, style, rng)
     weights = _phrase_weights(tl, phrases)
@@ -981,7 +1051,8 @@ def _pose_body(tl: _Timeline, phrases: list[Phrase], weights: np.ndarray, style:
     between pelvis and feet and the arms between shoulders and wrist targets.
     """
     n = len(tl.phase)
-    planner = _FootPlanner(style)
+    half_time = tl.pulse_seconds > 1.5 * 60.0 / tl.bpm
+    planner = _FootPlanner(style, max_swing=0.45 if half_time else 1.0)
     moves = []
     for p in phrases:
         a = float(np.interp(tl.time_of(p.start + p.length / 2) * fps, np.arange(n), amp))
