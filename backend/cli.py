@@ -101,8 +101,8 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"  motion (BVH): {bvh.resolve()}")
     t = result.timings
     if t:
-        print(f"  timings: first chunk {t.get('first_chunk_seconds', float('nan')):.2f} s, "
-              f"total {t.get('total_seconds', float('nan')):.2f} s")
+        print(f"  timings: first chunk {t.get('first_chunk_s', float('nan')):.2f} s, "
+              f"total {t.get('total_s', float('nan')):.2f} s")
     return 0
 
 

@@ -210,6 +210,30 @@ def test_fast_music_is_danced_in_half_time_still_on_beats():
     assert np.mean([np.min(np.abs(beats * FPS - m)) <= 2.0 for m in minima]) > 0.7
 
 
+@pytest.mark.parametrize("style, bpm, seed", [
+    ("latin", 93.0, 1), ("funk", 112.0, 2), ("hiphop", 88.0, 3), ("waltz", 84.0, 4), ("metal", 168.0, 5),
+])
+def test_whole_body_speed_minima_land_on_the_beats_the_model_hears(style, bpm, seed):
+    # Bailando beat alignment against the beats analyse_music finds in the stored audio
+    # (what the model is shown; a latin song's may sit on the off-beat, a fast one's at
+    # half tempo): high on those beats, clearly lower on beats shifted by half a beat.
+    from backend.metrics.basic import beat_alignment
+
+    rng = np.random.default_rng(seed)
+    song = synthesize(bpm, 8.0, rng, style=style)
+    music = describe_music(song.samples, song.sample_rate, song.beat_times, song.beats_per_bar, downbeat_index=0)
+    assert len(music.heard_beats) >= 4
+    clip = procedural_dance(song.beat_times, 8.0, music, rng)
+    pos = joint_positions(clip)
+    heard = music.heard_beats
+    period = float(np.median(np.diff(heard)))
+    on = np.round(heard * FPS)
+    off = np.round((heard + period / 2) * FPS)
+    on, off = on[on < clip.num_frames - 1], off[off < clip.num_frames - 1]
+    score_on, score_off = beat_alignment(pos, on), beat_alignment(pos, off)
+    assert score_on >= 0.75 and score_on - score_off >= 0.15, (score_on, score_off)
+
+
 def _dance_stats(music: dict, seeds=range(6)) -> dict[str, float]:
     beats = 0.25 + np.arange(24) * 0.5
     speed, wrist, lifted, moves = [], [], [], []

@@ -39,17 +39,14 @@ from backend.motion import rotations as rot
 from backend.motion.clip import MotionClip
 from backend.motion.contacts import grounded_clip
 from backend.motion.skeleton import BODY_CONTACT_JOINTS, NUM_JOINTS, PELVIS_REST_POSITION_Y_UP
+from backend.errors import InputError
 
 AIST_FPS: int = 60
 AUDIO_EXTENSIONS: tuple[str, ...] = (".wav", ".ogg", ".flac", ".mp3")
 
 
-class AistError(ValueError):
+class AistError(InputError):
     """An AIST++ file or folder we cannot use; ``code`` is a stable identifier."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 _ALLOWED_GLOBALS = {

@@ -60,6 +60,7 @@ from backend.motion.skeleton import (
     BODY_CONTACT_JOINTS, JOINT_INDEX, JOINT_NAMES, NUM_JOINTS, OFFSETS, OFFSETS_Y_UP, PARENTS,
     PELVIS_REST_HEIGHT, rest_joint_positions,
 )
+from backend.errors import InputError
 
 _AXES = {"X": 0, "Y": 1, "Z": 2}
 _CHANNEL_NAMES = {f"{a}{kind}" for a in "XYZ" for kind in ("position", "rotation")}
@@ -67,12 +68,8 @@ _MIN_BONE_M = 0.005
 """Bones shorter than this (metres) give no usable direction (coincident joints)."""
 
 
-class BvhError(ValueError):
+class BvhError(InputError):
     """A BVH file we cannot read or retarget; ``code`` is a stable identifier."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 @dataclass

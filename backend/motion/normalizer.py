@@ -28,18 +28,15 @@ import torch
 from torch import Tensor
 
 from backend.motion.layout import MotionLayout
+from backend.errors import InputError
 
 CONTACT_MEAN: float = 0.5
 CONTACT_STD: float = 0.5
 DEFAULT_MIN_STD: float = 1e-2
 
 
-class NormalizerError(ValueError):
+class NormalizerError(InputError):
     """A normaliser that cannot be built or does not fit the data; ``code`` is stable."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 class Normalizer:

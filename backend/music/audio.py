@@ -21,6 +21,7 @@ from pathlib import Path
 import librosa
 import numpy as np
 import soundfile as sf
+from backend.errors import InputError
 
 MIN_SECONDS: float = 0.1
 """Shorter audio counts as empty: it is less than three motion frames long."""
@@ -38,20 +39,12 @@ the first frame's bitrate; a quiet (low-bitrate) intro makes the guess several t
 long. Such files are judged by the bounded read instead."""
 
 
-class AudioError(ValueError):
+class AudioError(InputError):
     """Audio that cannot be used, with a stable ``code`` for clients and a message for people.
 
     code is one of ``"audio_undecodable"`` (not audio we can read), ``"audio_empty"``
     (no samples, or under ``MIN_SECONDS``) and ``"audio_too_long"`` (over the limit).
     """
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(code, message)  # both in args, so the error survives a copy or pickle
-        self.code = code
-        self.message = message
-
-    def __str__(self) -> str:
-        return f"{self.code}: {self.message}"
 
 
 def decode_audio(source: bytes | str | os.PathLike, sample_rate: int,

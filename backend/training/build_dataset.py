@@ -40,6 +40,7 @@ import soundfile as sf
 
 from backend.training.procedural import DancePlan, ProceduralError, describe_music, procedural_dance_with_plan
 from backend.training.synth_music import STYLES, synthesize
+from backend.errors import InputError
 
 SAMPLE_RATE: int = 22050
 AUDIO_SUFFIXES: tuple[str, ...] = (".wav", ".ogg", ".flac", ".mp3")
@@ -48,19 +49,11 @@ DEFAULT_REAL_MUSIC: Path = Path(__file__).resolve().parents[3] / "shared" / "dat
 MANIFEST: str = "procedural_manifest.json"
 
 
-class DatasetBuildError(ValueError):
+class DatasetBuildError(InputError):
     """A build request that cannot be carried out; ``code`` is stable.
 
     code is ``"bad_count"``, ``"bad_duration"``, ``"no_real_music"`` or ``"song_too_short"``.
     """
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-    def __str__(self) -> str:
-        return f"{self.code}: {self.message}"
 
 
 def _plan_summary(plan: DancePlan) -> dict:

@@ -32,16 +32,13 @@ from backend.motion.clip import MotionClip
 from backend.motion.contacts import grounded_clip
 from backend.motion.joint_maps import UnknownSkeletonError
 from backend.motion.skeleton import BODY_CONTACT_JOINTS, JOINT_NAMES
+from backend.errors import InputError
 
 log = logging.getLogger(__name__)
 
 
-class DatasetError(ValueError):
+class DatasetError(InputError):
     """A dataset folder we cannot use; ``code`` is a stable identifier."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 @dataclass

@@ -8,8 +8,10 @@ those properties, from a small vocabulary of moves:
 * timing comes from the beat. Every frame gets a continuous *pulse phase*
   (interpolated between beat times), and every move is a function of that phase, so
   accents (the pelvis dip, a clap, the top of an arm pump, a foot landing) fall on
-  beats and speed minima sit at the same beat phases throughout a song. Fast music
-  (beats under 0.42 s apart) is danced in half time, as people do;
+  beats. The phase nearly stops on every music beat and hurries between (BEAT_HOLD),
+  and no move rests between beats, so whole-body speed minima sit on the beats the
+  model is shown (``heard_beats``). Fast music (beats under 0.42 s apart) is danced
+  in half time, as people do, still holding on every beat;
 * style comes from the music, in ways the 35 music features can see: loudness
   (RMS, which MFCC 0 and the onset envelope carry) sets amplitude and picks
   energetic moves, brightness (spectral centroid, the MFCC slope) raises the arms,
@@ -34,6 +36,7 @@ from typing import Callable
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
+from backend.errors import InputError
 from backend.conventions import FPS
 from backend.motion.clip import MotionClip
 from backend.motion.contacts import contact_labels
@@ -45,19 +48,11 @@ from backend.motion.skeleton import (
 )
 
 
-class ProceduralError(ValueError):
+class ProceduralError(InputError):
     """Input the dance synthesiser cannot use; ``code`` is stable, the message is for people.
 
     code is ``"bad_beats"``, ``"bad_duration"``, ``"bad_fps"`` or ``"bad_descriptor"``.
     """
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-    def __str__(self) -> str:
-        return f"{self.code}: {self.message}"
 
 
 CONTACT_JOINTS: tuple[int, ...] = FOOT_CONTACT_JOINTS
@@ -66,7 +61,7 @@ CONTACT_JOINTS: tuple[int, ...] = FOOT_CONTACT_JOINTS
 HALF_TIME_BELOW_SECONDS: float = 0.42
 """Beats closer than this (faster than ~143 BPM) are danced in half time."""
 
-BEAT_HOLD: float = 0.8
+BEAT_HOLD: float = 0.9
 """How much the dance pulse slows on every music beat (0: steady, 1: a full stop).
 
 The pulse phase is warped per music beat, phase' = 1 - BEAT_HOLD cos(2 pi u) with u the
@@ -1095,7 +1090,7 @@ def _pelvis_motion(tl: _Timeline, planner: _FootPlanner, moves: list[_LowerMove]
     dip = pulse(ph, 1.2)
     standing = 1 - (lift > 0).any(axis=1)
     w_left = planner.weight_left(ph) + 0.25 * sway * np.minimum(amp, 1.2) * snap(ph, 1.0) * standing
-    w_left = gaussian_filter1d(np.clip(w_left, 0.1, 0.9), 0.04 * fps, mode="nearest")
+    w_left = gaussian_filter1d(np.clip(w_left, 0.1, 0.9), 0.02 * fps, mode="nearest")
     facing = planner.facing(ph)
     yaw = facing + 0.6 * twist * amp * snap(ph, 1.0)
     roll = -0.35 * (w_left - 0.5) * np.minimum(amp, 1.3)  # the weighted hip rises
@@ -1104,7 +1099,7 @@ def _pelvis_motion(tl: _Timeline, planner: _FootPlanner, moves: list[_LowerMove]
 
     support = ankles[:, 1, :2] + w_left[:, None] * (ankles[:, 0, :2] - ankles[:, 1, :2])
     ahead = np.stack([np.sin(facing), -np.cos(facing)], -1) * PELVIS_AHEAD_OF_ANKLES
-    xy = gaussian_filter1d(support + ahead, 0.07 * fps, axis=0, mode="nearest")
+    xy = gaussian_filter1d(support + ahead, 0.025 * fps, axis=0, mode="nearest")  # light: keeps the holds on beats
     airborne = lift.min(axis=1)  # both feet up: a jump carries the pelvis up too
     z = (PELVIS_REST_HEIGHT - style.knee_bend - style.bounce * (0.4 + 0.8 * energy) * bounce_scale * dip
          + 0.9 * airborne)

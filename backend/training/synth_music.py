@@ -30,21 +30,14 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import signal
+from backend.errors import InputError
 
 
-class SynthMusicError(ValueError):
+class SynthMusicError(InputError):
     """A request the synthesiser cannot honour; ``code`` is stable, the message is for people.
 
     code is ``"bad_tempo"``, ``"bad_duration"``, ``"bad_sample_rate"`` or ``"unknown_style"``.
     """
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-    def __str__(self) -> str:
-        return f"{self.code}: {self.message}"
 
 
 MIN_BPM: float = 40.0
