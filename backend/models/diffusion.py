@@ -87,15 +87,11 @@ class GaussianDiffusion:
         eta: float = 0.0,
         inpainting: Inpainting | None = None,
         on_step: Callable[[int, int], None] | None = None,
-        return_raw: bool = False,
-    ) -> Tensor | tuple[Tensor, Tensor]:
+    ) -> Tensor:
         """Run the DDIM sampler from pure noise to x0.
 
         ``on_step(i, steps)`` runs before each network call; it may raise to stop
         (the server's cancel check lives there, so a cancel lands within one step).
-        ``return_raw`` also returns the network's last prediction before the known part
-        was written in: where it disagrees with ``known`` at the border, the caller
-        can see (and smooth) the seam.
         """
         x = torch.randn(shape, generator=generator, device=device)
         timesteps = self.ddim_timesteps(steps)
@@ -108,10 +104,11 @@ class GaussianDiffusion:
                     inpainting.known, t_batch,
                     torch.randn(shape, generator=generator, device=device))
                 x = torch.lerp(x, noised_known, inpainting.mask)
-            raw = denoise(x, t_batch)
-            x0 = raw if inpainting is None else torch.lerp(raw, inpainting.known, inpainting.mask)
+            x0 = denoise(x, t_batch)
+            if inpainting is not None:
+                x0 = torch.lerp(x0, inpainting.known, inpainting.mask)
             if i == len(timesteps) - 1:
-                return (x0, raw) if return_raw else x0
+                return x0
             x = self._ddim_step(x, x0, t, timesteps[i + 1], eta, generator)
         raise AssertionError("unreachable")
 

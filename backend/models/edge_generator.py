@@ -58,17 +58,22 @@ def plan_windows(num_frames: int, window: int, overlap: int) -> list[tuple[int, 
 SEAM_BLEND_FRAMES = 10
 
 
-def blend_seam(new: torch.Tensor, offset: torch.Tensor, frames: int = SEAM_BLEND_FRAMES) -> torch.Tensor:
-    """Shift the first frames of a new window by ``offset``, fading out linearly.
+def blend_seam(held: torch.Tensor, new: torch.Tensor, frames: int = SEAM_BLEND_FRAMES) -> torch.Tensor:
+    """Join a new window's frames onto the held frames without a jump in speed.
 
-    ``offset`` is how far the held last frame lies from the network's own view of it.
-    The new frames continue the network's view, so shifting them by the offset makes
-    them continue the held frame instead; the shift fades to nothing over ``frames``.
+    The first new frame is moved to where the held motion was heading (the last held
+    frame plus its last velocity); the correction fades out over ``frames`` frames
+    with a cosine, so both position and speed stay continuous at the seam. The
+    network already continues the held frames (they were inpainted at every step),
+    so the correction is small; it removes what is left.
+    held: (K, C) the held frames, K >= 1; new: (N, C); both normalised.
     """
+    heading = held[-1] + (held[-1] - held[-2] if held.shape[0] > 1 else 0.0)
+    offset = heading - new[0]
     n = min(frames, new.shape[0])
-    fade = torch.linspace(1.0, 0.0, frames + 1, device=new.device)[:n, None]
+    fade = 0.5 * (1 + torch.cos(torch.pi * torch.arange(n, device=new.device) / frames))
     out = new.clone()
-    out[:n] += fade * offset
+    out[:n] += fade[:, None] * offset
     return out
 
 
@@ -140,13 +145,12 @@ class EdgeGenerator:
                 mask[:, :known] = 1.0
                 inpainting = Inpainting(known=made[start:end].unsqueeze(0) * mask, mask=mask)
             denoise = self.model.guided_denoiser(features[start:end].unsqueeze(0), float(opts["guidance"]))
-            x0, raw = self.diffusion.ddim_sample(
+            x0 = self.diffusion.ddim_sample(
                 denoise, (1, length, self.layout.num_channels), int(opts["steps"]),
                 generator=rng, device=self.device, eta=float(opts["eta"]), inpainting=inpainting,
-                on_step=on_step, return_raw=True)
-            x0 = x0[0]
+                on_step=on_step)[0]
             if known:
-                x0[known:] = blend_seam(x0[known:], made[start + known - 1] - raw[0, known - 1])
+                x0[known:] = blend_seam(made[start:start + known], x0[known:])
             made[start + known:end] = x0[known:]
             rotations, root, contacts = self.layout.to_quaternions(
                 self.normalizer.denormalize(x0[known:]))
