@@ -20,7 +20,7 @@ import torch
 from backend.cli import main as choreo
 from backend.models.base import Cancelled, GenerationRequest
 from backend.models.checkpoint import load_checkpoint
-from backend.models.edge_generator import EdgeGenerator, plan_windows
+from backend.models.edge_generator import EdgeGenerator, commit_point, next_window
 from backend.music.audio import decode_audio
 from backend.music.features import FEATURE_SAMPLE_RATE, analyse_music
 
@@ -92,16 +92,26 @@ def test_ddp_with_two_cpu_processes_on_gloo(dataset, tmp_path):
     assert ckpt["train_args"]["batch_size"] == 4  # global batch, split over the 2 ranks
 
 
-def test_windows_cover_every_frame_and_overlap_the_last():
+def test_windows_continue_where_the_dance_was_committed():
     for total in (10, 150, 151, 299, 900, 18000):
-        plan = plan_windows(total, 150, 45)
-        made = 0
-        for start, end, known in plan:
-            assert end - start == min(150, total)
-            assert start + known == made  # continues exactly where the last window stopped
-            assert known == 0 or known >= 45
-            made = end
-        assert made == total
+        committed, seen = 0, 0
+        while committed < total:
+            start, end = next_window(committed, total, 150, 45)
+            assert end - start == min(150, total) and end <= total
+            assert committed == 0 or committed - start >= 45  # holds at least the overlap
+            speed = torch.rand(end - start)
+            stop = start + commit_point(speed, committed - start, end - start, total - start, 30)
+            assert committed < stop <= end
+            assert stop == end or stop >= end - 30
+            committed, seen = stop, seen + 1
+        assert committed == total and seen < total
+
+
+def test_seams_are_placed_at_the_stillest_frame():
+    speed = torch.ones(150)
+    speed[130:132] = 0.01  # frame 131 is still on both sides
+    assert commit_point(speed, 0, 150, 1000, 30) == 131
+    assert commit_point(speed, 0, 150, 150, 30) == 150  # the last window commits everything
 
 
 def _features(seconds: float, seed: int) -> np.ndarray:

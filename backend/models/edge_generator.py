@@ -3,9 +3,14 @@
 The denoiser sees a fixed window (5 s by default). A song of any length is cut into
 windows that overlap the previous one; the overlap is held to the frames already
 made (diffusion inpainting at every DDIM step), so each window continues the last
-one instead of starting over. Every frame of a finished window is final, so it is
-streamed at once: the first chunk arrives after one window's sampling, not after
-the whole song.
+one instead of starting over. Frames are final once streamed, so the first chunk
+arrives after one window's sampling, not after the whole song.
+
+Where a window hands over to the next is chosen, not fixed: each window commits its
+frames up to the stillest frame of its last second (``SEAM_SEARCH_SECONDS``), and the
+next window starts from there. Dances stop on the beat and move between beats, so
+seams land where the body is nearly still, and ``blend_seam`` joins position and
+speed there; a seam never cuts through the middle of a fast move.
 
 EDGE (Tseng et al. 2023) samples all windows of a long song together in one batch;
 we go one window at a time because animators watch the dance arrive.
@@ -25,8 +30,10 @@ from backend.models.base import (
 from backend.models.checkpoint import load_checkpoint
 from backend.models.diffusion import GaussianDiffusion, Inpainting
 from backend.models.edge import EdgeConfig, EdgeDenoiser
+from backend.motion.kinematics import forward_kinematics
 from backend.motion.layout import LAYOUTS, MotionLayout
 from backend.motion.normalizer import Normalizer
+from backend.motion.rotations import rot6d_to_matrix
 
 OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("steps", "int", 20, 1, 200, description="DDIM sampling steps per window"),
@@ -39,20 +46,34 @@ OPTIONS: tuple[OptionSpec, ...] = (
 )
 
 
-def plan_windows(num_frames: int, window: int, overlap: int) -> list[tuple[int, int, int]]:
-    """(start, end, known) per window: frames [start, start + known) are already made.
+SEAM_SEARCH_SECONDS = 1.0
 
-    Windows advance by ``window - overlap``; the last one is pulled back so it ends
-    exactly at ``num_frames`` with a full length (a longer overlap, never a stub).
+
+def next_window(committed: int, total: int, window: int, overlap: int) -> tuple[int, int]:
+    """(start, end) of the window that continues a dance committed up to frame ``committed``.
+
+    It holds ``overlap`` frames before ``committed`` (more near the end of the song,
+    where it is pulled back to keep a full length; never a stub window).
     """
-    if num_frames <= window:
-        return [(0, num_frames, 0)]
-    plan: list[tuple[int, int, int]] = [(0, window, 0)]
-    while plan[-1][1] < num_frames:
-        made = plan[-1][1]
-        start = min(made - overlap, num_frames - window)
-        plan.append((start, start + window, made - start))
-    return plan
+    if committed == 0 or total <= window:
+        return 0, min(window, total)
+    start = max(0, min(committed - overlap, total - window))
+    return start, start + window
+
+
+def commit_point(speed: torch.Tensor, first: int, end: int, total: int, search: int) -> int:
+    """Where a window's committed part ends: ``end`` for the last window, else the
+    stillest frame among the window's last ``search`` frames (after ``first``).
+
+    speed[i] is the joint speed from frame i-1 to frame i, in window frames. The next
+    window's first frame continues at the last committed frame's speed, so the seam
+    is placed where the speeds into and out of it are least.
+    """
+    if end >= total:
+        return end
+    lo = max(first + 1, end - search)
+    stillness = speed[lo - 1:end - 1] + speed[lo:end]
+    return lo + int(torch.argmin(stillness))
 
 
 SEAM_BLEND_FRAMES = 10
@@ -119,6 +140,13 @@ class EdgeGenerator:
             **self.info,
         }
 
+    def _joint_speed(self, motion: torch.Tensor) -> torch.Tensor:
+        """(T,) mean joint speed into each frame (metres per frame; 0 for the first)."""
+        root, rot6d, _ = self.layout.unpack(motion)
+        positions, _ = forward_kinematics(rot6d_to_matrix(rot6d), root)
+        step = torch.linalg.norm(positions[1:] - positions[:-1], dim=-1).mean(dim=-1)
+        return torch.cat([step.new_zeros(1), step])
+
     @torch.inference_mode()
     def generate(self, request: GenerationRequest, should_stop: StopCheck,
                  on_progress: ProgressCallback) -> Iterator[MotionChunk]:
@@ -127,17 +155,20 @@ class EdgeGenerator:
         total = int(features.shape[0])
         window = self.cfg.window_frames
         overlap = min(int(round(float(opts["overlap_seconds"]) * self.fps)), window // 2)
-        plan = plan_windows(total, window, overlap)
+        search = int(round(SEAM_SEARCH_SECONDS * self.fps))
         rng = torch.Generator(device=self.device).manual_seed(int(request.seed))
         made = torch.zeros((total, self.layout.num_channels), device=self.device)  # normalised
+        committed, shown = 0, [0.0]
+        while committed < total:
+            start, end = next_window(committed, total, window, overlap)
+            known, length = committed - start, end - start
 
-        for start, end, known in plan:
-            length = end - start
-
-            def on_step(step: int, steps: int, first: int = start + known, last: int = end) -> None:
+            def on_step(step: int, steps: int, first: int = committed, last: int = end) -> None:
                 if should_stop():
                     raise Cancelled()
-                on_progress("sampling", (first + (last - first) * step / steps) / total)
+                # a window may commit less than it makes: never report going backwards
+                shown[0] = max(shown[0], (first + (last - first) * step / steps) / total)
+                on_progress("sampling", shown[0])
 
             inpainting = None
             if known:
@@ -150,10 +181,12 @@ class EdgeGenerator:
                 generator=rng, device=self.device, eta=float(opts["eta"]), inpainting=inpainting,
                 on_step=on_step)[0]
             if known:
-                x0[known:] = blend_seam(made[start:start + known], x0[known:])
-            made[start + known:end] = x0[known:]
-            rotations, root, contacts = self.layout.to_quaternions(
-                self.normalizer.denormalize(x0[known:]))
-            yield MotionChunk(start=start + known, rotations=rotations, root_translation=root,
+                x0[known:] = blend_seam(made[start:committed], x0[known:])
+            physical = self.normalizer.denormalize(x0)
+            stop = start + commit_point(self._joint_speed(physical), known, length, total - start, search)
+            made[committed:stop] = x0[known:stop - start]
+            rotations, root, contacts = self.layout.to_quaternions(physical[known:stop - start])
+            yield MotionChunk(start=committed, rotations=rotations, root_translation=root,
                               contacts=contacts)
+            committed = stop
         on_progress("sampling", 1.0)
