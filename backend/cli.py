@@ -117,12 +117,12 @@ def _run_generation(args: argparse.Namespace, audio: Path, out_npz: Path, out_bv
         raise SystemExit(f"choreo: no such audio file: {audio}")
     options = {k: v for k, v in (("steps", args.steps), ("guidance", args.guidance)) if v is not None}
     with _backend(args) as client:
-        bar = tqdm(total=1000, desc="dancing", unit="‰", dynamic_ncols=True, leave=False)
+        bar = tqdm(total=100, desc="dancing", unit="%", dynamic_ncols=True, leave=False,
+                   mininterval=0.25, bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}")
 
         def on_progress(stage: str, fraction: float) -> None:
-            bar.set_description(stage)
-            bar.n = int(fraction * 1000)
-            bar.refresh()
+            bar.set_description(stage, refresh=False)
+            bar.update(int(fraction * 100) - bar.n)
 
         result = client.generate(Path(audio).read_bytes(), model=args.model, seed=args.seed,
                                  start=args.start, seconds=args.seconds,
