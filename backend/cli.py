@@ -118,7 +118,7 @@ def _run_generation(args: argparse.Namespace, audio: Path, out_npz: Path, out_bv
     options = {k: v for k, v in (("steps", args.steps), ("guidance", args.guidance)) if v is not None}
     with _backend(args) as client:
         bar = tqdm(total=100, desc="dancing", unit="%", dynamic_ncols=True, leave=False,
-                   mininterval=0.25, bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}")
+                   mininterval=0.25, bar_format="{desc}{percentage:3.0f}%|{bar}| {elapsed}")
 
         def on_progress(stage: str, fraction: float) -> None:
             bar.set_description(stage, refresh=False)
