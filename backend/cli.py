@@ -207,7 +207,8 @@ def _train(args: argparse.Namespace) -> int:
     overrides = {k: v for k, v in (("d_model", args.d_model), ("num_layers", args.layers),
                                    ("num_heads", args.heads)) if v is not None}
     if args.window_seconds is not None:
-        overrides["window_frames"] = int(round(args.window_seconds * 30))
+        from backend.conventions import FPS
+        overrides["window_frames"] = int(round(args.window_seconds * FPS))
     cfg = TrainConfig(
         data=args.data, out=args.out, model=args.model, steps=args.steps, batch_size=args.batch_size,
         lr=args.lr, ema_decay=args.ema_decay, seed=args.seed, save_every=args.save_every,

@@ -81,7 +81,7 @@ def run(checkpoint: Path | None, out: Path) -> dict:
         "trained_steps": int(ckpt.get("step", 0)),
         "config": ckpt["config"],
         "train_args": ckpt.get("train_args", {}),
-        "final_losses": (ckpt.get("loss_log") or [{}])[-1],
+        "final_losses": ckpt.get("final_losses", {}),
         "style_distance_between_songs": float(np.mean(between)) if between else float("nan"),
         "style_distance_between_seeds": float(np.mean(within)),
         "rows": rows,
@@ -122,7 +122,7 @@ def write_card(out: Path, s: dict) -> None:
         f"Training: `choreo train` with {s['trained_steps']} steps, batch {train.get('batch_size')}, "
         f"learning rate {train.get('lr')}, EMA decay {train.get('ema_decay')}, on the CPU of a "
         f"2-core machine. Final logged losses: "
-        + ", ".join(f"{k} {v}" for k, v in s["final_losses"].items() if k not in ("step",)) + ".",
+        + ", ".join(f"{k} {v}" for k, v in s["final_losses"].items() if k not in ("step", "seconds")) + ".",
         "",
         "## Measured behaviour",
         "",

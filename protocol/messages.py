@@ -41,7 +41,8 @@ ALLOWED_DTYPES: frozenset[str] = frozenset({
 })
 """Buffer dtypes as numpy spells them: plain numbers, little-endian. No objects."""
 
-DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+DEFAULT_MAX_MESSAGE_BYTES = 256 * 1024 * 1024
+# A 10-minute song must fit as a WAV: 600 s x 48 kHz x 2 channels x 4 bytes = 230 MB.
 MAX_HEADER_BYTES = 1024 * 1024
 MAX_BUFFERS = 16
 MAX_NDIM = 8
@@ -141,6 +142,8 @@ def parse_header(frame: bytes | memoryview) -> dict[str, Any]:
                             f"header is {len(frame)} bytes, the limit is {MAX_HEADER_BYTES}")
     try:
         header = json.loads(bytes(frame).decode("utf-8"), parse_constant=_reject_constant)
+    except RecursionError:  # deeply nested JSON: refuse it, never crash the reader
+        raise ProtocolError("bad_message", "header JSON is nested too deeply") from None
     except (UnicodeDecodeError, ValueError) as exc:
         raise ProtocolError("bad_message", f"header is not UTF-8 JSON: {exc}") from None
     if not isinstance(header, dict):

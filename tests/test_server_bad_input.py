@@ -24,13 +24,15 @@ from tests.server_fixtures import FAST_STEPS, assert_serving, start_test_server,
 
 TOKEN = "test-token-0123456789"
 HARD_LIMIT = 120 * 1024 * 1024
-"""The bad-input server's ZMQ_MAXMSGSIZE; its soft limit is the default 64 MiB."""
+"""The bad-input server's ZMQ_MAXMSGSIZE; its soft limit is set to 64 MiB below."""
+SOFT_LIMIT = 64 * 1024 * 1024
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     proc = start_test_server(tmp_path_factory.mktemp("bad_input"), token=TOKEN, max_audio_seconds=20.0,
-                             max_queue=1, client_timeout=2.0, hard_max_message_bytes=HARD_LIMIT)
+                             max_queue=1, client_timeout=2.0, hard_max_message_bytes=HARD_LIMIT,
+                             max_message_bytes=SOFT_LIMIT)
     yield proc
     proc.stop()
 
@@ -105,6 +107,8 @@ def test_audio_over_the_limit(server):
     ({"seed": -1}, "bad_option"),
     ({"seed": 2**40}, "bad_option"),
     ({"start": -1.0}, "bad_range"),
+    ({"start": 10**400}, "bad_range"),  # a JSON integer too large for a float
+    ({"seconds": 1e308}, "bad_range"),
     ({"seconds": 0.0}, "bad_range"),
     ({"start": 9.0}, "bad_range"),  # the song is 3 s: known only after decoding
     ({"start": 1.0, "seconds": 5.0}, "bad_range"),
@@ -169,6 +173,14 @@ def test_truncated_multipart(server, raw):
 def test_too_many_frames(server, raw):
     raw.send_multipart(raw_frames("ping") + [b"x"] * 40)
     assert answer(raw).content["code"] == "bad_message"
+
+
+def test_deeply_nested_json_is_refused_not_fatal(server, raw):
+    raw.send_multipart([b"[" * 100_000])  # json.loads would hit the recursion limit
+    assert answer(raw).content["code"] == "bad_message"
+    raw.send_multipart([b"[" * 100_000] + [b"x"] * 20)  # ... also in a message refused for its size
+    assert answer(raw).content["code"] == "bad_message"
+    assert_serving(server, generate=True)
 
 
 def test_a_100_megabyte_frame_gets_message_too_large(server, raw):

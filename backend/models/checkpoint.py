@@ -53,9 +53,12 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 
 
 def release_payload(checkpoint: dict[str, Any], half: bool = False) -> dict[str, Any]:
-    """Only what sampling needs (config, normaliser, EMA weights): the bundled file."""
+    """What sampling needs (config, normaliser, EMA weights) plus how it was trained
+    (arguments, step, last logged losses): the bundled file, without optimizer state."""
     ema = checkpoint["ema"]
     if half:
         ema = {k: v.half() if v.is_floating_point() else v for k, v in ema.items()}
-    keep = {k: checkpoint[k] for k in ("model", "config", "normalizer", "step", "model_card") if k in checkpoint}
+    keep = {k: checkpoint[k] for k in ("model", "config", "normalizer", "step", "train_args") if k in checkpoint}
+    if checkpoint.get("loss_log"):
+        keep["final_losses"] = checkpoint["loss_log"][-1]
     return {**keep, "ema": ema}

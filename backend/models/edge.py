@@ -30,6 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from backend.conventions import FPS
+
 
 @dataclass
 class EdgeConfig:
@@ -44,7 +46,7 @@ class EdgeConfig:
     cond_drop_prob: float = 0.25
     music_in_input: bool = True
     layout: str = "foot_contacts"
-    fps: int = 30
+    fps: int = FPS
     window_frames: int = 150  # training and sampling window (5 s at 30 fps)
     diffusion_steps: int = 1000
 

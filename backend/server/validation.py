@@ -24,8 +24,18 @@ TOP_LEVEL_OPTIONS = ("steps", "guidance")
 """Request fields that are also model options: they are checked by the model's OptionSpec."""
 
 
+MAX_SPAN_SECONDS = 1e6
+"""start/seconds above this are refused as bad_range before any arithmetic (no song is that long)."""
+
+
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    """A finite JSON number (a huge integer such as 10**400 is not: it has no float)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
 
 
 def check_option(spec: OptionSpec, value: Any) -> Any:
@@ -93,11 +103,11 @@ def parse_generate(message: Message, generators: Mapping[str, Generator],
         raise ChoreoError("bad_option", f"seed must be an integer in [0, {MAX_SEED}], got {seed!r}")
     start = c.get("start", 0.0)
     start = 0.0 if start is None else start
-    if not _is_number(start) or start < 0:
-        raise ChoreoError("bad_range", f"start must be a number of seconds >= 0, got {start!r}")
+    if not _is_number(start) or not 0 <= start <= MAX_SPAN_SECONDS:
+        raise ChoreoError("bad_range", f"start must be a number of seconds >= 0, got {start!r:.40}")
     seconds = c.get("seconds")
-    if seconds is not None and (not _is_number(seconds) or seconds <= 0):
-        raise ChoreoError("bad_range", f"seconds must be null (to the end) or > 0, got {seconds!r}")
+    if seconds is not None and (not _is_number(seconds) or not 0 < seconds <= MAX_SPAN_SECONDS):
+        raise ChoreoError("bad_range", f"seconds must be null (to the end) or > 0, got {seconds!r:.40}")
     options = c.get("options") or {}
     if not isinstance(options, dict):
         raise ChoreoError("bad_option", "options must be a JSON object")

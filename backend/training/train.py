@@ -209,6 +209,7 @@ def train(cfg: TrainConfig) -> Path:
                 "model": cfg.model, "config": model_cfg.to_dict(), "normalizer": normalizer.state_dict(),
                 "ema": ema.state_dict(), "weights": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "step": step, "train_args": _plain(asdict(cfg)), "loss_log": loss_log,
+                "world_size": world,
             })
     if bar is not None:
         bar.close()
@@ -222,7 +223,7 @@ def _prepared_data(cfg: TrainConfig, layout: MotionLayout, window: int, out: Pat
                    is_main: bool, distributed: bool) -> TrainingData:
     """Music features are the slow part: extract once, cache beside the run, share across ranks."""
     listing = sorted(p.name + str(p.stat().st_size) for p in Path(cfg.data).rglob("*") if p.is_file())
-    key = hashlib.sha256((layout.name + "\n".join(listing)).encode()).hexdigest()[:16]
+    key = hashlib.sha256(f"{layout.name} {window} {FPS}\n{chr(10).join(listing)}".encode()).hexdigest()[:16]
     cache = out / f"prepared_{key}.npz"
     if is_main and not cache.exists():
         prepare_training_data(Path(cfg.data), layout, window).save(cache)
