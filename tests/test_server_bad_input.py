@@ -262,13 +262,18 @@ def test_a_client_that_disconnects_mid_stream_has_its_job_dropped(server):
     msg_id = c.submit_generate(wav_bytes(15.0, seed=5), seed=1, options={"steps": 200})
     wait_for(c, msg_id, {"progress"})
     c.close()  # Blender crashed
-    deadline = time.monotonic() + 10
-    while dropped(server) == before and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_for_drop(server, before, timeout=10)
     assert dropped(server) == before + 1
     assert "is gone: it disconnected" in server.log_text()
     assert_job_stops(server)
     assert_serving(server, generate=True)
+
+
+def wait_for_drop(server, before: int, timeout: float) -> None:
+    """Wait (bounded) until the server's dropped-job count moves past ``before``."""
+    deadline = time.monotonic() + timeout
+    while dropped(server) == before and time.monotonic() < deadline:
+        time.sleep(0.1)
 
 
 def assert_job_stops(server) -> None:
@@ -286,9 +291,7 @@ def test_a_silent_client_has_its_job_dropped(server, raw):
                                   content={"seed": 1, "options": {"steps": 200}}))
     assert answer(raw).type == "accepted"
     # connected but never pings again; the server's client_timeout is 2 s
-    deadline = time.monotonic() + 15
-    while dropped(server) == before and time.monotonic() < deadline:
-        time.sleep(0.2)
+    wait_for_drop(server, before, timeout=15)
     assert dropped(server) == before + 1
     assert "silent for" in server.log_text()
     assert_job_stops(server)

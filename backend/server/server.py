@@ -106,7 +106,7 @@ class Server:
         self.cache = MusicCache(max_seconds=self.config.max_audio_seconds)
         self.num_frames = features.num_frames
         if self.config.warm_up:
-            seconds = warm_up(self.generators, MusicCache(max_entries=1).analyse_bytes, features.warm_up)
+            seconds = warm_up(self.generators, MusicCache(max_entries=1).analyse_bytes)
             log.info("warm-up took %.1f s", seconds)
 
     def _load_off_main_thread(self) -> None:

@@ -42,11 +42,13 @@ def _fastest_options(generator: Generator) -> dict[str, Any]:
     return options
 
 
-def warm_up(generators: Mapping[str, Generator], analyse: Callable[[bytes], Any],
-            features_warm_up: Callable[[], None]) -> float:
-    """Run features and every model once on a click track; returns the seconds it took."""
+def warm_up(generators: Mapping[str, Generator], analyse: Callable[[bytes], Any]) -> float:
+    """Run features and every model once on a click track; returns the seconds it took.
+
+    ``analyse`` takes the same path as an upload (decode, resample, features), so it
+    compiles everything ``backend.music.features.warm_up`` would; no need to run both.
+    """
     t0 = time.monotonic()
-    features_warm_up()
     analysis = analyse(click_track_wav())
     for name, generator in generators.items():
         request = GenerationRequest(music_features=np.array(analysis.features), seed=0,
