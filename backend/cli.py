@@ -2,11 +2,13 @@
 
     choreo serve                      run a backend (the Blender add-on connects to it)
     choreo generate SONG --out X.npz  dance for a song, through a backend process
+    choreo inpaint X.npz SONG --frames A:B --out Y.npz
+                                      regenerate part of a dance in place (docs/editing.md)
     choreo train DATA --out RUN       train a generator on a dataset folder
     choreo demo                       the bundled model on the bundled song, end to end
     choreo bench                      measure speed; writes docs/benchmarks.md
 
-``generate`` and ``demo`` talk to the backend over the same protocol as the add-on:
+``generate``, ``inpaint`` and ``demo`` talk to the backend over the same protocol as the add-on:
 they start a private local backend process (or use ``--connect FILE`` to reach a
 running one), so the command line exercises the product's real path.
 """
@@ -36,6 +38,21 @@ def main(argv: list[str] | None = None) -> int:
     gen.add_argument("--out", type=Path, required=True, help="output .npz")
     _add_generation_arguments(gen)
 
+    inpaint = sub.add_parser("inpaint", help="regenerate part of a dance in place, keeping the rest")
+    inpaint.add_argument("motion", type=Path, help="the dance to edit (.npz, e.g. from choreo generate)")
+    inpaint.add_argument("audio", type=Path, help="its song (wav, flac, ogg or mp3)")
+    inpaint.add_argument("--frames", required=True,
+                         help="A:B, the frames to regenerate; A: regenerates to the end (continuation)")
+    inpaint.add_argument("--joints", default=None,
+                         help="upper | lower | all | SMPL joint names, comma-separated, plus 'root' to "
+                              "regenerate the root trajectory too (default: everything)")
+    inpaint.add_argument("--keep-keyframes", default=None,
+                         help="F,F,...: frames inside A:B whose current pose is kept and hit exactly")
+    inpaint.add_argument("--out", type=Path, required=True, help="output .npz (the whole edited dance)")
+    inpaint.add_argument("--start", type=float, default=0.0,
+                         help="where the motion's frame 0 sits in the song (s)")
+    _add_backend_arguments(inpaint)
+
     demo = sub.add_parser("demo", help="generate for the bundled example song with the bundled model")
     demo.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder")
     _add_generation_arguments(demo, default_seconds=None)
@@ -49,12 +66,13 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    from backend.errors import InputError
     from protocol.errors import ChoreoError
-    command = {"serve": _serve, "generate": _generate, "demo": _demo, "train": _train,
-               "bench": _bench}[args.command]
+    command = {"serve": _serve, "generate": _generate, "inpaint": _inpaint, "demo": _demo,
+               "train": _train, "bench": _bench}[args.command]
     try:
         return command(args)
-    except ChoreoError as err:  # the backend's answer, with its stable code
+    except (ChoreoError, InputError) as err:  # the backend's answer (or our check), with its code
         print(f"choreo: error [{err.code}]: {err.message}", file=sys.stderr)
         return 1
 
@@ -72,11 +90,15 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _add_generation_arguments(p: argparse.ArgumentParser, default_seconds: float | None = None) -> None:
+    p.add_argument("--start", type=float, default=0.0, help="where in the song to start (s)")
+    p.add_argument("--seconds", type=float, default=default_seconds, help="how much to dance (s; default: to the end)")
+    _add_backend_arguments(p)
+
+
+def _add_backend_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None, help="generator name (default: the backend's default)")
     p.add_argument("--checkpoint", type=Path, default=None, help="weights to load instead of the bundled ones")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--start", type=float, default=0.0, help="where in the song to start (s)")
-    p.add_argument("--seconds", type=float, default=default_seconds, help="how much to dance (s; default: to the end)")
     p.add_argument("--steps", type=int, default=None, help="sampling steps (model option)")
     p.add_argument("--guidance", type=float, default=None, help="guidance weight (model option)")
     p.add_argument("--bvh", type=Path, default=None, help="also write a BVH file here")
@@ -133,6 +155,53 @@ def _run_generation(args: argparse.Namespace, audio: Path, out_npz: Path, out_bv
     npz = clip.save_npz(out_npz)
     bvh = write_bvh(clip, out_bvh) if out_bvh is not None else None
     return npz, bvh, result
+
+
+def _inpaint(args: argparse.Namespace) -> int:
+    """Regenerate ``--frames`` (and ``--joints``) of a dance, keep the rest, write the whole dance."""
+    from backend.conventions import FPS
+    from backend.editing import masks
+    from backend.motion.bvh import write_bvh
+    from backend.motion.clip import MotionClip
+
+    for path in (args.motion, args.audio):
+        if not Path(path).is_file():
+            raise SystemExit(f"choreo: no such file: {path}")
+    clip = MotionClip.load_npz(args.motion)
+    if clip.fps != FPS:
+        raise SystemExit(f"choreo: {args.motion} is at {clip.fps:g} fps; the backend edits {FPS} fps motion")
+    total = clip.num_frames
+    first, stop = masks.parse_frame_range(args.frames, total)
+    joints, root = masks.parse_joints(args.joints) if args.joints else (masks.ALL_JOINTS, True)
+    keep = masks.range_mask(total, first, stop, joints, root)
+    if args.keep_keyframes:
+        try:
+            keyframes = [int(f) for f in args.keep_keyframes.split(",")]
+        except ValueError:
+            raise SystemExit(f"choreo: --keep-keyframes takes frame numbers, got {args.keep_keyframes!r}") from None
+        outside = [f for f in keyframes if not first <= f < stop]
+        if outside:
+            raise masks.EditError("bad_range", f"keyframes {outside} are not inside the edited frames "
+                                  f"{first}:{stop}")
+        keep = masks.keep_frames(keep, keyframes)
+    options = {k: v for k, v in (("steps", args.steps), ("guidance", args.guidance)) if v is not None}
+    with _backend(args) as client:
+        hello = client.hello()
+        model = args.model or hello["default_model"]
+        same_contacts = tuple(hello["contact_names"].get(model, ())) == tuple(clip.contact_names)
+        result = client.inpaint(Path(args.audio).read_bytes(), rotations=clip.rotations,
+                                root_translation=clip.root_translation, keep=keep,
+                                contacts=clip.contacts if same_contacts else None, model=args.model,
+                                seed=args.seed, start=args.start, timeout=120.0, **options)
+    edited = MotionClip(rotations=result.rotations, root_translation=result.root_translation,
+                        fps=result.fps, contacts=result.contacts, contact_names=result.contact_names)
+    npz = edited.save_npz(args.out)
+    bvh = write_bvh(edited, args.bvh) if args.bvh is not None else None
+    s = result.summary
+    print(f"regenerated frames {s['edit_start']}:{s['edit_stop']} of {total} "
+          f"in {result.timings.get('generation_s', float('nan')):.2f} s; wrote {npz}"
+          + (f" and {bvh}" if bvh else ""))
+    return 0
 
 
 class _backend:

@@ -83,24 +83,47 @@ class GenerationResult:
 
 
 def assemble(job_id: str, chunks: list[StreamedChunk], done: Message) -> GenerationResult:
-    """Concatenate chunks into one dance, checking they cover every frame exactly once."""
-    frames = int(done.content.get("summary", {}).get("frames", -1))
+    """Concatenate chunks into one dance, checking they cover every frame exactly once.
+
+    A dance's chunks cover [0, frames); an edit's cover [edit_start, edit_stop) of the motion.
+    """
+    summary = done.content.get("summary", {})
+    frames = int(summary.get("frames", -1))
+    first = int(summary.get("edit_start", 0))
     chunks = sorted(chunks, key=lambda c: c.start)
-    expected = 0
+    expected = first
     for c in chunks:
         if c.start != expected:
             raise ProtocolError("bad_message", f"chunks leave a gap or overlap at frame {expected} "
                                 f"(next chunk starts at {c.start})")
         expected += c.num_frames
-    if expected != frames or not chunks:
-        raise ProtocolError("bad_message", f"chunks cover {expected} frames, done says {frames}")
+    if expected - first != frames or not chunks:
+        raise ProtocolError("bad_message", f"chunks cover {expected - first} frames, done says {frames}")
     return GenerationResult(
         job_id=job_id,
         rotations=np.concatenate([c.rotations for c in chunks]),
         root_translation=np.concatenate([c.root_translation for c in chunks]),
         contacts=np.concatenate([c.contacts for c in chunks]),
         fps=chunks[0].fps, contact_names=chunks[0].contact_names,
-        summary=dict(done.content.get("summary", {})), timings=dict(done.content.get("timings", {})))
+        summary=dict(summary), timings=dict(done.content.get("timings", {})))
+
+
+def merge_edit(edited: GenerationResult, rotations: np.ndarray, root_translation: np.ndarray,
+               contacts: np.ndarray | None) -> GenerationResult:
+    """The whole motion after an edit: the sent motion with the returned span written in.
+
+    Frames outside [edit_start, edit_stop) are the sent arrays, untouched (their contacts
+    are 0 where none were sent).
+    """
+    first, stop = int(edited.summary["edit_start"]), int(edited.summary["edit_stop"])
+    rot = np.array(rotations, dtype=np.float32)
+    root = np.array(root_translation, dtype=np.float32)
+    con = (np.zeros((rot.shape[0], edited.contacts.shape[1]), dtype=np.float32) if contacts is None
+           else np.array(contacts, dtype=np.float32))
+    rot[first:stop], root[first:stop], con[first:stop] = (
+        edited.rotations, edited.root_translation, edited.contacts)
+    return GenerationResult(edited.job_id, rot, root, con, edited.fps, edited.contact_names,
+                            edited.summary, edited.timings)
 
 
 class ChoreoClient:
@@ -295,6 +318,62 @@ class ChoreoClient:
         """
         msg_id = self.submit_generate(audio, model=model, seed=seed, start=start, seconds=seconds,
                                       guidance=guidance, steps=steps, options=options)
+        return assemble(*self._collect(msg_id, on_chunk, on_progress, timeout))
+
+    def submit_inpaint(self, audio: bytes | bytearray | memoryview | str | os.PathLike[str] | None = None,
+                       *, rotations: np.ndarray, root_translation: np.ndarray, keep: np.ndarray,
+                       contacts: np.ndarray | None = None, audio_hash: str | None = None,
+                       keyframe_frames: np.ndarray | None = None,
+                       keyframe_rotations: np.ndarray | None = None,
+                       keyframe_root_translation: np.ndarray | None = None,
+                       model: str | None = None, seed: int | None = None, start: float = 0.0,
+                       guidance: float | None = None, steps: int | None = None,
+                       options: dict[str, Any] | None = None) -> str:
+        """Queue an edit of a motion: regenerate what ``keep`` (frames x 25 bools) does not keep.
+
+        The audio is the song's bytes (or a path), or ``audio_hash`` (``done.summary.
+        content_hash`` of an earlier job) while the backend still holds it. The motion's
+        frame 0 sits at ``start`` seconds in the song. Keyframe poses, if given, are hit
+        exactly at their frames. Returns the request's msg_id.
+        """
+        buffers: dict[str, Any] = {"rotations": np.asarray(rotations, dtype=np.float32),
+                                   "root_translation": np.asarray(root_translation, dtype=np.float32),
+                                   "keep": np.asarray(keep, dtype=bool)}
+        if audio is not None:
+            if isinstance(audio, (str, os.PathLike)):
+                audio = Path(audio).read_bytes()
+            buffers["audio"] = np.frombuffer(audio, dtype=np.uint8)
+        if contacts is not None:
+            buffers["contacts"] = np.asarray(contacts, dtype=np.float32)
+        if keyframe_frames is not None:
+            buffers["keyframe_frames"] = np.asarray(keyframe_frames, dtype=np.int32)
+            buffers["keyframe_rotations"] = np.asarray(keyframe_rotations, dtype=np.float32)
+            buffers["keyframe_root_translation"] = np.asarray(keyframe_root_translation, dtype=np.float32)
+        content = {"model": model, "seed": seed, "start": start, "audio_hash": audio_hash,
+                   "guidance": guidance, "steps": steps, "options": options or {}}
+        msg_id = self.send(Message("inpaint", content, buffers=buffers))
+        self._open_jobs[msg_id] = None
+        return msg_id
+
+    def inpaint(self, audio: bytes | bytearray | memoryview | str | os.PathLike[str] | None = None, *,
+                rotations: np.ndarray, root_translation: np.ndarray, keep: np.ndarray,
+                contacts: np.ndarray | None = None,
+                on_chunk: Callable[[StreamedChunk], None] | None = None,
+                on_progress: Callable[[str, float], None] | None = None,
+                timeout: float | None = None, **request: Any) -> GenerationResult:
+        """Edit a motion and wait: the whole motion comes back, the kept parts as sent.
+
+        ``request`` takes the other arguments of ``submit_inpaint``. Errors as ``generate``.
+        """
+        msg_id = self.submit_inpaint(audio, rotations=rotations, root_translation=root_translation,
+                                     keep=keep, contacts=contacts, **request)
+        edited = assemble(*self._collect(msg_id, on_chunk, on_progress, timeout))
+        return merge_edit(edited, rotations, root_translation, contacts)
+
+    def _collect(self, msg_id: str, on_chunk: Callable[[StreamedChunk], None] | None,
+                 on_progress: Callable[[str, float], None] | None,
+                 timeout: float | None) -> tuple[str, list[StreamedChunk], Message]:
+        """Wait for a job's messages until ``done``: (job_id, its chunks, the ``done``)."""
         job_id = ""
         chunks: list[StreamedChunk] = []
         try:
@@ -309,7 +388,7 @@ class ChoreoClient:
                     if on_chunk is not None:
                         on_chunk(chunk)
                 elif msg.type == "done":
-                    return assemble(job_id, chunks, msg)
+                    return job_id, chunks, msg
                 elif msg.type == "error":
                     raise ChoreoError(msg.content.get("code", "internal"), msg.content.get("message", ""),
                                       reply_to=msg_id, job_id=msg.job_id)
@@ -324,7 +403,7 @@ class ChoreoClient:
 
     @property
     def open_jobs(self) -> dict[str, str | None]:
-        """Jobs this client submitted that have not ended: generate msg_id -> job_id."""
+        """Jobs this client submitted that have not ended: generate/inpaint msg_id -> job_id."""
         return dict(self._open_jobs)
 
     def close(self) -> None:

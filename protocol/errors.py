@@ -21,7 +21,16 @@ ERROR_CODES: dict[str, str] = {
     "audio_undecodable": "The audio bytes could not be decoded as a sound file.",
     "audio_empty": "The audio decoded to no samples (or no bytes were sent).",
     "audio_too_long": "The audio is longer than the backend's max_audio_seconds.",
-    "bad_range": "start/seconds do not describe a non-empty span inside the song.",
+    "bad_range": "start/seconds do not describe a non-empty span inside the song; or an edit's "
+                 "motion runs past the song's end, or a keyframe lies outside the motion.",
+    "bad_motion": "An inpaint request's motion is malformed: wrong shapes, a NaN or infinity, "
+                  "contacts for another model, or a kept rotation that is not a unit quaternion.",
+    "bad_mask": "An inpaint request's keep mask has the wrong shape or type, or regenerates nothing; "
+                "or its keyframes repeat a frame.",
+    "audio_not_cached": "An inpaint request named audio by audio_hash that the backend no longer "
+                        "holds; send the audio bytes again.",
+    "unsupported_edit": "The model cannot honour this edit (for example an autoregressive model "
+                        "asked to keep some joints while it changes others in the same frames).",
     "queue_full": "The job queue is full; try again when a job finishes.",
     "unknown_job": "No queued or running job of this client has that job_id.",
     "unauthorized": "The request lacks the server's auth token, or carries a wrong one.",

@@ -25,16 +25,17 @@ import numpy as np
 from protocol.errors import ProtocolError
 
 PROTOCOL_NAME = "choreo"
-PROTOCOL_VERSION = "1.0"
+PROTOCOL_VERSION = "1.1"
 PROTOCOL_MAJOR = 1
 
-REQUEST_TYPES: frozenset[str] = frozenset({"hello", "generate", "cancel", "ping", "shutdown"})
+REQUEST_TYPES: frozenset[str] = frozenset({"hello", "generate", "inpaint", "cancel", "ping", "shutdown"})
 REPLY_TYPES: frozenset[str] = frozenset({
     "hello_reply", "accepted", "progress", "motion_chunk", "done", "error", "cancelled",
     "pong", "shutdown_reply",
 })
-RESERVED_TYPES: frozenset[str] = frozenset({"inpaint"})
-"""Names kept for the next minor version; a 1.0 server answers them ``unknown_type``."""
+RESERVED_TYPES: frozenset[str] = frozenset()
+"""Names kept for a later minor version (a server answers them ``unknown_type``); none now.
+Version 1.1 added ``inpaint``, which 1.0 reserved."""
 
 ALLOWED_DTYPES: frozenset[str] = frozenset({
     "|b1", "|u1", "|i1", "<u2", "<i2", "<u4", "<i4", "<u8", "<i8", "<f2", "<f4", "<f8",
@@ -55,7 +56,7 @@ def new_id() -> str:
 
 
 def parse_version(version: Any) -> tuple[int, int]:
-    """``"1.0"`` -> ``(1, 0)``; anything else is a ``bad_message``."""
+    """``"1.1"`` -> ``(1, 1)``; anything else is a ``bad_message``."""
     if isinstance(version, str):
         parts = version.split(".")
         if len(parts) == 2 and all(p.isdigit() and len(p) <= 6 for p in parts):

@@ -46,7 +46,9 @@ def test_hello_describes_models_skeleton_and_limits(backend_server):
     assert {o["name"] for o in default["options"]} >= {"steps", "guidance"}
     assert hello["limits"] == {"max_audio_seconds": 600.0, "max_message_bytes": 256 * 1024 * 1024,
                                "max_queue": 8, "client_timeout_s": 10.0, "max_buffers": 16}
-    assert "generate" in hello["requests"] and "inpaint" in hello["reserved"]
+    assert {"generate", "inpaint"} <= set(hello["requests"]) and hello["reserved"] == []
+    assert default["editing"] == {"inpaint": True,
+                                  "abilities": ["continuation", "range", "joints", "keyframes"]}
     assert hello["stats"]["uptime_s"] > 0
 
 

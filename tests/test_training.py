@@ -20,7 +20,7 @@ import torch
 from backend.cli import main as choreo
 from backend.models.base import Cancelled, GenerationRequest
 from backend.models.checkpoint import load_checkpoint
-from backend.models.edge_generator import EdgeGenerator, commit_point, next_window
+from backend.models.edge_generator import EdgeGenerator, commit_point, plan_window
 from backend.music.audio import decode_audio
 from backend.music.features import FEATURE_SAMPLE_RATE, analyse_music
 
@@ -97,7 +97,7 @@ def test_windows_continue_where_the_dance_was_committed():
     for total in (10, 150, 151, 299, 900, 18000):
         committed, seen = 0, 0
         while committed < total:
-            start, end = next_window(committed, total, 150, 45)
+            start, end = plan_window(committed, total, total, 150, 45)
             assert end - start == min(150, total) and end <= total
             assert committed == 0 or committed - start >= 45  # holds at least the overlap
             speed = torch.rand(end - start)

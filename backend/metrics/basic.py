@@ -62,3 +62,33 @@ def seam_jump_ratio(positions: np.ndarray, seam_frames: list[int]) -> float:
     median = float(np.median(speed))
     at = [speed[f - 1] for f in seam_frames if 0 < f <= len(speed)]
     return max(at) / median if at and median > 0 else 0.0
+
+
+def border_jump_ratio(positions: np.ndarray, regenerated: np.ndarray,
+                      joints: list[int] | tuple[int, ...] | None = None) -> float:
+    """How abruptly joint speed changes at an edit's borders, over the clip's median speed.
+
+    positions: (T, J, 3); regenerated: (T,) bool, the frames an edit made. At each border
+    (a frame whose status differs from the one before), the change of mean joint speed
+    from one step to the next is taken at the four frames around it; the largest such
+    change of the kept motion itself, at the two frames next to the border inside the
+    kept part, is subtracted, because a dance may already be accelerating there (a beat
+    hit) and carrying that on is not a jump. A pop or a snap at the border shows as a
+    change of several medians. ``joints`` restricts speeds and median to a joint group.
+    docs/editing.md states the bound (3).
+    """
+    p = positions if joints is None else positions[:, list(joints)]
+    speed = joint_speed(p)  # speed[k]: frame k -> k+1
+    total = len(speed) + 1
+    change = np.zeros(total)
+    change[1:-1] = np.abs(np.diff(speed))  # change[f]: speed out of f minus speed into f
+    median = float(np.median(speed))
+    regen = np.asarray(regenerated, dtype=bool)
+    worst = 0.0
+    for b in np.flatnonzero(regen[1:] != regen[:-1]) + 1:
+        near = change[max(1, b - 2):min(total - 1, b + 2)]
+        kept_side = range(b - 3, b - 1) if not regen[b - 1] else range(b + 1, b + 3)
+        inside = [change[f] for f in kept_side
+                  if 1 <= f < total - 1 and not regen[f - 1:f + 2].any()]
+        worst = max(worst, float(near.max(initial=0.0)) - max(inside, default=0.0))
+    return worst / median if median > 0 else 0.0

@@ -72,6 +72,27 @@ class GenerationRequest:
     options: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class EditRequest:
+    """Everything a generator needs to regenerate part of an existing dance.
+
+    music_features: (T, D) float32 music features of the motion's frames.
+    rotations: (T, 24, 4) float32 current local rotations, unit quaternions w-first.
+    root_translation: (T, 3) float32 current pelvis position, metres, Z-up.
+    contacts: (T, C) float32 current contact labels, or None (the model derives them).
+    keep: (T, 25) bool, True where the current value stays (backend.editing.masks);
+        keyframe poses are already written into the motion and kept.
+    """
+
+    music_features: np.ndarray
+    rotations: np.ndarray
+    root_translation: np.ndarray
+    contacts: np.ndarray | None
+    keep: np.ndarray
+    seed: int = 0
+    options: dict[str, Any] = field(default_factory=dict)
+
+
 ProgressCallback = Callable[[str, float], None]
 StopCheck = Callable[[], bool]
 
@@ -86,13 +107,25 @@ class Generator(Protocol):
     options: tuple[OptionSpec, ...]
 
     def describe(self) -> dict[str, Any]:
-        """Capabilities for ``hello``: family, fps, options, editing abilities."""
+        """Capabilities for ``hello``: family, fps, options, and ``editing``:
+        ``{"inpaint": bool, "abilities": [...]}`` (backend.editing.masks.ABILITIES)."""
         ...
 
     def generate(
         self, request: GenerationRequest, should_stop: StopCheck, on_progress: ProgressCallback
     ) -> Iterator[MotionChunk]:
         """Yield finished chunks in frame order, covering frames [0, T) exactly once."""
+        ...
+
+    def edit(
+        self, request: EditRequest, should_stop: StopCheck, on_progress: ProgressCallback
+    ) -> Iterator[MotionChunk]:
+        """Yield finished chunks covering the edited span ``edited_span(keep)`` exactly
+        once, in frame order, ``start`` counted from the motion's frame 0.
+
+        Only called for masks within ``describe()["editing"]["abilities"]``; the server
+        copies kept values back bit for bit, so a model only has to make the rest fit.
+        """
         ...
 
 

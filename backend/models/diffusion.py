@@ -87,30 +87,45 @@ class GaussianDiffusion:
         eta: float = 0.0,
         inpainting: Inpainting | None = None,
         on_step: Callable[[int, int], None] | None = None,
+        resample: int = 0,
     ) -> Tensor:
         """Run the DDIM sampler from pure noise to x0.
 
         ``on_step(i, steps)`` runs before each network call; it may raise to stop
         (the server's cancel check lives there, so a cancel lands within one step).
+        ``resample`` r > 0 repeats every step r more times, each time noising the
+        result back up to the step's level first (RePaint, Lugmayr et al. CVPR 2022):
+        more network calls, better harmony between the known and the made parts.
         """
         x = torch.randn(shape, generator=generator, device=device)
         timesteps = self.ddim_timesteps(steps)
         for i, t in enumerate(timesteps):
-            if on_step is not None:
-                on_step(i, len(timesteps))
+            last = i == len(timesteps) - 1
             t_batch = torch.full((shape[0],), t, device=device, dtype=torch.long)
-            if inpainting is not None:
-                noised_known = self.q_sample(
-                    inpainting.known, t_batch,
-                    torch.randn(shape, generator=generator, device=device))
-                x = torch.lerp(x, noised_known, inpainting.mask)
-            x0 = denoise(x, t_batch)
-            if inpainting is not None:
-                x0 = torch.lerp(x0, inpainting.known, inpainting.mask)
-            if i == len(timesteps) - 1:
-                return x0
-            x = self._ddim_step(x, x0, t, timesteps[i + 1], eta, generator)
+            for r in range(1 if last else resample + 1):
+                if on_step is not None:
+                    on_step(i, len(timesteps))
+                if inpainting is not None:
+                    noised_known = self.q_sample(
+                        inpainting.known, t_batch,
+                        torch.randn(shape, generator=generator, device=device))
+                    x = torch.lerp(x, noised_known, inpainting.mask)
+                x0 = denoise(x, t_batch)
+                if inpainting is not None:
+                    x0 = torch.lerp(x0, inpainting.known, inpainting.mask)
+                if last:
+                    return x0
+                x_next = self._ddim_step(x, x0, t, timesteps[i + 1], eta, generator)
+                if r < resample:
+                    x = self._renoise(x_next, timesteps[i + 1], t, generator)
+            x = x_next
         raise AssertionError("unreachable")
+
+    def _renoise(self, x: Tensor, t_from: int, t_to: int, generator: torch.Generator | None) -> Tensor:
+        """Sample q(x_{t_to} | x_{t_from}) for t_to > t_from: noise a sample back up."""
+        ratio = (self.alphas_cumprod[t_to] / self.alphas_cumprod[t_from]).item()
+        noise = torch.randn(x.shape, generator=generator, device=x.device)
+        return math.sqrt(ratio) * x + math.sqrt(1 - ratio) * noise
 
     def _ddim_step(self, x: Tensor, x0: Tensor, t: int, t_next: int, eta: float,
                    generator: torch.Generator | None) -> Tensor:

@@ -67,6 +67,19 @@ class MotionLayout:
         rot6d = motion[..., ROTATIONS].unflatten(-1, (NUM_JOINTS, 6))
         return motion[..., ROOT], rot6d, motion[..., self.contacts]
 
+    def channel_mask(self, joints: np.ndarray | Tensor, root: np.ndarray | Tensor,
+                     contacts: np.ndarray | Tensor) -> Tensor:
+        """(T, channels) bool from per-frame flags: joints (T, 24), root (T,), contacts (T,).
+
+        How an edit's keep-mask (joints and root) becomes a mask over this layout's channels.
+        """
+        joints = torch.as_tensor(np.asarray(joints), dtype=torch.bool)
+        frames = joints.shape[0]
+        root = torch.as_tensor(np.asarray(root), dtype=torch.bool)[:, None]
+        contacts = torch.as_tensor(np.asarray(contacts), dtype=torch.bool)[:, None]
+        return torch.cat([root.expand(frames, ROOT.stop - ROOT.start), joints.repeat_interleave(6, dim=1),
+                          contacts.expand(frames, len(self.contact_joints))], dim=1)
+
     def from_quaternions(
         self, quaternions: np.ndarray | Tensor, root_position: np.ndarray | Tensor,
         contacts: np.ndarray | Tensor,

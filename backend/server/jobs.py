@@ -14,6 +14,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from protocol.errors import ChoreoError
 
 
@@ -28,14 +30,43 @@ class GenerateSpec:
     options: dict[str, Any]
 
 
+@dataclass(frozen=True, eq=False)
+class InpaintSpec:
+    """A checked ``inpaint`` request (see ``validation.parse_inpaint``).
+
+    The motion arrays are private float32 copies with any keyframe poses written in;
+    ``keep`` (T, 25) bool already keeps those keyframes. ``audio_hash`` names cached
+    audio when the request sent none.
+    """
+
+    model: str
+    seed: int
+    start: float
+    options: dict[str, Any]
+    rotations: np.ndarray
+    root_translation: np.ndarray
+    contacts: np.ndarray | None
+    keep: np.ndarray
+    edit_start: int
+    edit_stop: int
+    audio_hash: str | None = None
+
+    @property
+    def frames(self) -> int:
+        return int(self.rotations.shape[0])
+
+
 @dataclass
 class Job:
-    """One dance to make for one client (``identity`` is its ROUTER identity)."""
+    """One dance to make or edit for one client (``identity`` is its ROUTER identity).
+
+    ``audio`` is empty for an edit that names cached audio by ``spec.audio_hash``.
+    """
 
     job_id: str
     identity: bytes
     request_id: str
-    spec: GenerateSpec
+    spec: GenerateSpec | InpaintSpec
     audio: bytes
     submitted: float = field(default_factory=time.monotonic)
     state: str = "queued"  # queued | running | finished

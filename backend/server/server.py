@@ -4,7 +4,7 @@ Threads and who owns what:
 
 * the I/O thread (the one that calls ``run``) owns the ROUTER socket. It reads
   requests, answers the quick ones (hello, ping, cancel, shutdown) itself,
-  checks ``generate`` requests and queues them, forwards the worker's messages,
+  checks ``generate`` and ``inpaint`` requests and queues them, forwards the worker's messages,
   and drops the jobs of clients that disconnected or fell silent;
 * the worker thread runs queued jobs one at a time (see ``worker.py``) and hands
   its messages to the I/O thread over an inproc PAIR socket.
@@ -34,7 +34,7 @@ from backend.conventions import FPS
 from backend.motion.skeleton import JOINT_NAMES
 from backend.server.config import ServerConfig
 from backend.server.jobs import Job, JobBoard, Stats
-from backend.server.validation import audio_bytes, parse_generate
+from backend.server.validation import audio_bytes, parse_generate, parse_inpaint
 from protocol.connection import default_connection_file, write_connection_file
 from protocol.errors import ChoreoError, ProtocolError
 from protocol.messages import (
@@ -310,6 +310,8 @@ class Server:
                                                           "stats": self.stats.snapshot(self.board)}))
         elif kind == "generate":
             self._on_generate(identity, message)
+        elif kind == "inpaint":
+            self._on_inpaint(identity, message)
         elif kind == "cancel":
             self._on_cancel(identity, message)
         elif kind == "shutdown":
@@ -352,6 +354,19 @@ class Server:
         self._send(identity, reply(message, "accepted", {
             "queue_position": ahead, "frames_total": frames, "model": spec.model, "seed": spec.seed,
             "options": spec.options}, job_id=job.job_id))
+
+    def _on_inpaint(self, identity: bytes, message: Message) -> None:
+        spec, audio = parse_inpaint(message, self.generators, self.default_model,
+                                    lambda key: key in self.cache)
+        job = Job(job_id=new_id(), identity=identity, request_id=message.msg_id, spec=spec, audio=audio)
+        ahead = self.board.submit(job)
+        self.stats.add("jobs_accepted")
+        log.info("edit job %s accepted for %s: model %s, frames %d:%d of %d, %d ahead", job.job_id,
+                 identity.hex(), spec.model, spec.edit_start, spec.edit_stop, spec.frames, ahead)
+        self._send(identity, reply(message, "accepted", {
+            "queue_position": ahead, "frames_total": spec.edit_stop - spec.edit_start,
+            "edit_start": spec.edit_start, "edit_stop": spec.edit_stop, "model": spec.model,
+            "seed": spec.seed, "options": spec.options}, job_id=job.job_id))
 
     def _on_cancel(self, identity: bytes, message: Message) -> None:
         job_id = message.content.get("job_id") or message.job_id

@@ -1,4 +1,4 @@
-"""Checks on a ``generate`` request, done before the job is accepted.
+"""Checks on a ``generate`` or ``inpaint`` request, done before the job is accepted.
 
 Everything that can be judged without decoding the audio is judged here, on the
 I/O thread, so a typo in an option comes back at once as ``bad_option`` instead
@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import math
 import secrets
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from backend.editing import masks
+from backend.errors import InputError
 from backend.models.base import Generator, OptionSpec
-from backend.server.jobs import GenerateSpec
+from backend.music.cache import content_hash
+from backend.server.jobs import GenerateSpec, InpaintSpec
 from protocol.errors import ChoreoError
 from protocol.messages import Message
 
@@ -79,7 +82,7 @@ def audio_bytes(message: Message) -> bytes:
     """The ``audio`` buffer of a generate request as bytes (copied out of the frame)."""
     audio = message.buffers.get("audio")
     if audio is None:
-        raise ChoreoError("bad_message", "generate needs an 'audio' buffer with the sound file's bytes")
+        raise ChoreoError("bad_message", f"{message.type} needs an 'audio' buffer with the sound file's bytes")
     if audio.dtype != np.uint8 or audio.ndim != 1:
         raise ChoreoError("bad_message", f"the audio buffer must be 1-D |u1 bytes, got "
                           f"{audio.dtype.str}{list(audio.shape)}")
@@ -88,10 +91,9 @@ def audio_bytes(message: Message) -> bytes:
     return audio.tobytes()
 
 
-def parse_generate(message: Message, generators: Mapping[str, Generator],
-                   default_model: str) -> GenerateSpec:
-    """A ``GenerateSpec`` from a request's content, or a ``ChoreoError`` naming the bad field."""
-    c = message.content
+def _model_seed_options(c: dict[str, Any], generators: Mapping[str, Generator],
+                        default_model: str) -> tuple[str, int, dict[str, Any]]:
+    """The model, seed and checked options of a generate or inpaint request."""
     model = c.get("model") or default_model
     if not isinstance(model, str) or model not in generators:
         raise ChoreoError("unknown_model", f"model {model!r} is not loaded; this backend has "
@@ -101,13 +103,6 @@ def parse_generate(message: Message, generators: Mapping[str, Generator],
         seed = secrets.randbelow(MAX_SEED + 1)
     elif not (isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed <= MAX_SEED):
         raise ChoreoError("bad_option", f"seed must be an integer in [0, {MAX_SEED}], got {seed!r}")
-    start = c.get("start", 0.0)
-    start = 0.0 if start is None else start
-    if not _is_number(start) or not 0 <= start <= MAX_SPAN_SECONDS:
-        raise ChoreoError("bad_range", f"start must be a number of seconds >= 0, got {start!r:.40}")
-    seconds = c.get("seconds")
-    if seconds is not None and (not _is_number(seconds) or not 0 < seconds <= MAX_SPAN_SECONDS):
-        raise ChoreoError("bad_range", f"seconds must be null (to the end) or > 0, got {seconds!r:.40}")
     options = c.get("options") or {}
     if not isinstance(options, dict):
         raise ChoreoError("bad_option", "options must be a JSON object")
@@ -121,9 +116,99 @@ def parse_generate(message: Message, generators: Mapping[str, Generator],
             raise ChoreoError("bad_option", f"model {model!r} has no {name!r} (it is "
                               f"{generators[model].family}); leave it null")
         options[name] = value
-    return GenerateSpec(model=model, seed=int(seed), start=float(start),
-                        seconds=None if seconds is None else float(seconds),
-                        options=check_options(specs, options))
+    return model, int(seed), check_options(specs, options)
+
+
+def _start(c: dict[str, Any]) -> float:
+    start = c.get("start", 0.0)
+    start = 0.0 if start is None else start
+    if not _is_number(start) or not 0 <= start <= MAX_SPAN_SECONDS:
+        raise ChoreoError("bad_range", f"start must be a number of seconds >= 0, got {start!r:.40}")
+    return float(start)
+
+
+def parse_generate(message: Message, generators: Mapping[str, Generator],
+                   default_model: str) -> GenerateSpec:
+    """A ``GenerateSpec`` from a request's content, or a ``ChoreoError`` naming the bad field."""
+    c = message.content
+    model, seed, options = _model_seed_options(c, generators, default_model)
+    start = _start(c)
+    seconds = c.get("seconds")
+    if seconds is not None and (not _is_number(seconds) or not 0 < seconds <= MAX_SPAN_SECONDS):
+        raise ChoreoError("bad_range", f"seconds must be null (to the end) or > 0, got {seconds!r:.40}")
+    return GenerateSpec(model=model, seed=seed, start=start,
+                        seconds=None if seconds is None else float(seconds), options=options)
+
+
+def _float_buffer(message: Message, name: str, required: bool = True) -> np.ndarray | None:
+    """A motion buffer as a private float32 array (``<f4`` or ``<f8`` on the wire)."""
+    array = message.buffers.get(name)
+    if array is None:
+        if required:
+            raise ChoreoError("bad_message", f"inpaint needs a {name!r} buffer")
+        return None
+    if array.dtype.kind != "f":
+        raise ChoreoError("bad_motion", f"{name} must be float (<f4 or <f8), got {array.dtype.str}")
+    return np.array(array, dtype=np.float32)
+
+
+def _editing_abilities(generator: Generator) -> list[str]:
+    editing = generator.describe().get("editing") or {}
+    return list(editing.get("abilities", [])) if editing.get("inpaint") else []
+
+
+def parse_inpaint(message: Message, generators: Mapping[str, Generator], default_model: str,
+                  cached: Callable[[str], bool]) -> tuple[InpaintSpec, bytes]:
+    """An ``InpaintSpec`` and the audio bytes (empty when named by hash) of an inpaint
+    request, or a ``ChoreoError`` naming what is wrong.
+
+    ``cached(hash)`` says whether the server still holds that audio's analysis.
+    """
+    c = message.content
+    model, seed, options = _model_seed_options(c, generators, default_model)
+    start = _start(c)
+    generator = generators[model]
+    rotations = _float_buffer(message, "rotations")
+    root = _float_buffer(message, "root_translation")
+    contacts = _float_buffer(message, "contacts", required=False)
+    if "keep" not in message.buffers:
+        raise ChoreoError("bad_message", "inpaint needs a 'keep' buffer: (frames, 25) booleans")
+    try:
+        frames = masks.check_motion(rotations, root, contacts, len(generator.contact_names))
+        keep = masks.check_keep(message.buffers["keep"], frames)
+        if "keyframe_frames" in message.buffers:
+            rotations, root, keep = masks.apply_keyframes(
+                rotations, root, keep, message.buffers["keyframe_frames"],
+                _float_buffer(message, "keyframe_rotations"),
+                _float_buffer(message, "keyframe_root_translation"))
+        masks.check_unit(rotations, keep)
+        masks.check_abilities(model, _editing_abilities(generator), keep)
+        first, stop = masks.edited_span(keep)
+    except InputError as exc:
+        raise ChoreoError(exc.code, exc.message) from None
+    audio_hash = c.get("audio_hash")
+    if "audio" in message.buffers:
+        audio = audio_bytes(message)
+        if audio_hash is not None and audio_hash != content_hash(audio):
+            raise ChoreoError("bad_message", "audio_hash is not the sha256 of the audio buffer "
+                              "(send one or the other)")
+        audio_hash = None
+    elif audio_hash is None:
+        raise ChoreoError("bad_message", "inpaint needs the audio: an 'audio' buffer, or 'audio_hash' "
+                          "naming audio the server analysed before")
+    elif not (isinstance(audio_hash, str) and len(audio_hash) == 64
+              and all(ch in "0123456789abcdef" for ch in audio_hash)):
+        raise ChoreoError("bad_message", f"audio_hash must be 64 lowercase hex digits (sha256), "
+                          f"got {audio_hash!r:.80}")
+    elif not cached(audio_hash):
+        raise ChoreoError("audio_not_cached", f"the backend no longer holds audio {audio_hash[:12]}…; "
+                          "send the audio bytes again")
+    else:
+        audio = b""
+    spec = InpaintSpec(model=model, seed=seed, start=start, options=options, rotations=rotations,
+                       root_translation=root, contacts=contacts, keep=keep, edit_start=first,
+                       edit_stop=stop, audio_hash=audio_hash)
+    return spec, audio
 
 
 def resolve_range(start: float, seconds: float | None, total_frames: int, fps: int,

@@ -1,4 +1,5 @@
-"""The worker thread: runs one job at a time, from music analysis to the last chunk.
+"""The worker thread: runs one job (a dance or an edit) at a time, from music analysis
+to the last chunk.
 
 It never touches the ROUTER socket (ZeroMQ sockets belong to one thread). Every
 message it makes goes through its own inproc PAIR socket to the I/O thread as
@@ -17,10 +18,11 @@ import numpy as np
 import zmq
 
 from backend.conventions import FPS
-from backend.models.base import Cancelled, GenerationRequest, Generator, MotionChunk
+from backend.editing.masks import restore_kept
+from backend.errors import InputError
+from backend.models.base import Cancelled, EditRequest, GenerationRequest, Generator, MotionChunk
 from backend.motion.skeleton import NUM_JOINTS
-from backend.music.audio import AudioError
-from backend.server.jobs import Job, JobBoard, Stats
+from backend.server.jobs import GenerateSpec, InpaintSpec, Job, JobBoard, Stats
 from backend.server.validation import resolve_range
 from protocol.errors import ChoreoError
 from protocol.messages import Message, encode, error
@@ -87,70 +89,114 @@ class Worker(threading.Thread):
             if job.should_stop():
                 raise Cancelled()
             progress("features", 0.0)
-            analysis = self.cache.analyse_bytes(job.audio)
+            analysis = self._analysis(job)
             timings["features_s"] = time.monotonic() - t_start
             generator = self.generators[job.spec.model]
             if generator.fps != FPS:
                 raise ChoreoError("internal", f"model {generator.name} runs at {generator.fps} fps, "
                                   f"the music features at {FPS}")
-            first, count = resolve_range(job.spec.start, job.spec.seconds,
-                                         int(analysis.features.shape[0]), FPS, self.num_frames)
-            progress("features", 1.0, frames_total=count)
+            total = int(analysis.features.shape[0])
+            if isinstance(job.spec, InpaintSpec):
+                first, count = self._motion_range(job.spec, total)
+                span = (job.spec.edit_start, job.spec.edit_stop)
+            else:
+                first, count = resolve_range(job.spec.start, job.spec.seconds, total, FPS, self.num_frames)
+                span = (0, count)
+            progress("features", 1.0, frames_total=span[1] - span[0])
             if job.should_stop():
                 raise Cancelled()
 
             t_gen = time.monotonic()
             # a private writable copy: the cached analysis is shared and read-only
-            request = GenerationRequest(music_features=np.array(analysis.features[first:first + count]),
-                                        seed=job.spec.seed, options=dict(job.spec.options))
-            made = 0
-            for chunk in generator.generate(request, job.should_stop,
-                                            lambda stage, f: progress(stage, f, frames_total=count)):
+            music = np.array(analysis.features[first:first + count])
+
+            def report(stage: str, fraction: float) -> None:
+                progress(stage, fraction, frames_total=span[1] - span[0])
+
+            if isinstance(job.spec, InpaintSpec):
+                spec = job.spec
+                chunks = generator.edit(
+                    EditRequest(music, spec.rotations, spec.root_translation, spec.contacts, spec.keep,
+                                seed=spec.seed, options=dict(spec.options)), job.should_stop, report)
+            else:
+                chunks = generator.generate(
+                    GenerationRequest(music_features=music, seed=job.spec.seed,
+                                      options=dict(job.spec.options)), job.should_stop, report)
+            made = span[0]
+            for chunk in chunks:
                 if job.should_stop():
                     raise Cancelled()
-                self._emit(job, self._chunk_message(generator, chunk, made, count))
-                if made == 0:
+                self._emit(job, self._chunk_message(generator, chunk, made, span[1], job.spec))
+                if made == span[0]:
                     timings["first_chunk_s"] = time.monotonic() - job.submitted
                 made += chunk.num_frames
             if job.should_stop():
                 raise Cancelled()
-            if made != count:
-                raise ChoreoError("internal", f"model {generator.name} made {made} of {count} frames")
+            if made != span[1]:
+                raise ChoreoError("internal", f"model {generator.name} made frames up to {made}, "
+                                  f"not to {span[1]}")
             timings["generation_s"] = time.monotonic() - t_gen
             timings["total_s"] = time.monotonic() - job.submitted
             tempo = float(analysis.tempo_bpm)
+            frames = span[1] - span[0]
             summary = {
-                "frames": count, "seconds": count / FPS, "fps": FPS, "start_frame": first,
+                "frames": frames, "seconds": frames / FPS, "fps": FPS, "start_frame": first,
                 "model": generator.name, "seed": job.spec.seed, "options": job.spec.options,
                 "tempo_bpm": tempo if np.isfinite(tempo) else None,
                 "content_hash": analysis.content_hash, "song_seconds": float(analysis.duration),
                 "contact_names": list(generator.contact_names),
             }
+            if isinstance(job.spec, InpaintSpec):
+                summary.update(edit_start=span[0], edit_stop=span[1], motion_frames=count)
             self.stats.add("jobs_done")
-            log.info("job %s done: %d frames in %.2f s", job.job_id, count, timings["total_s"])
+            log.info("job %s done: %d frames in %.2f s", job.job_id, frames, timings["total_s"])
             return Message("done", {"summary": summary,
                                     "timings": {k: round(v, 4) for k, v in timings.items()}})
         except Cancelled:
             return self._stopped(job)
-        except (ChoreoError, AudioError) as exc:
+        except (ChoreoError, InputError) as exc:
             return self._failed(job, exc.code, exc.message)
         except Exception as exc:  # the server lives on whatever a job does
             log.exception("job %s failed", job.job_id)
             return self._failed(job, "internal", f"{type(exc).__name__}: {exc}")
 
+    def _analysis(self, job: Job) -> Any:
+        """The music analysis of the job's audio: analysed now, or cached by hash."""
+        if job.audio:
+            return self.cache.analyse_bytes(job.audio)
+        key = getattr(job.spec, "audio_hash", None)
+        analysis = self.cache.get(key) if key else None
+        if analysis is None:  # evicted while the job waited in the queue
+            raise ChoreoError("audio_not_cached", f"the backend no longer holds audio {str(key)[:12]}…; "
+                              "send the audio bytes again")
+        return analysis
+
+    @staticmethod
+    def _motion_range(spec: InpaintSpec, total: int) -> tuple[int, int]:
+        """(first song frame, frame count) of the motion an edit sends: it must fit in the song."""
+        first = int(round(spec.start * FPS))
+        if first + spec.frames > total:
+            raise ChoreoError("bad_range", f"the motion ({spec.frames} frames from {spec.start:g} s) runs "
+                              f"past the end of the song ({total} frames, {total / FPS:.2f} s)")
+        return first, spec.frames
+
     def _chunk_message(self, generator: Generator, chunk: MotionChunk, made: int,
-                       count: int) -> Message:
-        """A ``motion_chunk``, after checking the generator kept its contract."""
+                       end: int, spec: GenerateSpec | InpaintSpec) -> Message:
+        """A ``motion_chunk``, after checking the generator kept its contract; for an
+        edit, the kept values are copied back bit for bit whatever the model made."""
         n, c = chunk.num_frames, len(generator.contact_names)
-        if chunk.start != made or made + n > count or n < 1:
+        if chunk.start != made or made + n > end or n < 1:
             raise ChoreoError("internal", f"model {generator.name} sent frames [{chunk.start}, "
-                              f"{chunk.start + n}) where [{made}, ...) of {count} was due")
-        rotations = np.asarray(chunk.rotations, dtype=np.float32)
-        root = np.asarray(chunk.root_translation, dtype=np.float32)
-        contacts = np.asarray(chunk.contacts, dtype=np.float32)
+                              f"{chunk.start + n}) where [{made}, ...) up to {end} was due")
+        rotations = np.array(chunk.rotations, dtype=np.float32)
+        root = np.array(chunk.root_translation, dtype=np.float32)
+        contacts = np.array(chunk.contacts, dtype=np.float32)
         if rotations.shape != (n, NUM_JOINTS, 4) or root.shape != (n, 3) or contacts.shape != (n, c):
             raise ChoreoError("internal", f"model {generator.name} sent a chunk of shapes "
                               f"{rotations.shape}, {root.shape}, {contacts.shape}")
+        if isinstance(spec, InpaintSpec):
+            restore_kept(chunk.start, rotations, root, contacts, spec.keep, spec.rotations,
+                         spec.root_translation, spec.contacts)
         return Message("motion_chunk",
                        {"start": chunk.start, "frames": n, "fps": generator.fps,
                         "contact_names": list(generator.contact_names)},
