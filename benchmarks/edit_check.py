@@ -75,13 +75,14 @@ def measure(bridge: int) -> dict[str, dict]:
             contacts = np.concatenate([c.contacts for c in chunks])
             for name, (keep, group) in _modes().items():
                 sent_rot, sent_root = rot.copy(), root.copy()
+                span = masks.edited_span(keep)
                 if name.startswith("keyframes"):  # poses from elsewhere: the model must travel
                     keep = masks.keep_frames(keep, [120, 180])
                     sent_rot[[120, 180]], sent_root[[120, 180]] = rot[[20, 280]], root[[20, 280]]
                 for seed in SEEDS:
                     t0 = time.perf_counter()
                     made = list(generator.edit(EditRequest(music, sent_rot, sent_root, contacts, keep,
-                                                           seed=seed), lambda: False, lambda s, f: None))
+                                                           span, seed=seed), lambda: False, lambda s, f: None))
                     results[name]["seconds"].append(time.perf_counter() - t0)
                     out_rot, out_root = sent_rot.copy(), sent_root.copy()
                     for c in made:

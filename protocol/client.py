@@ -346,6 +346,8 @@ class ChoreoClient:
         if contacts is not None:
             buffers["contacts"] = np.asarray(contacts, dtype=np.float32)
         if keyframe_frames is not None:
+            if keyframe_rotations is None or keyframe_root_translation is None:
+                raise ValueError("keyframe_frames needs keyframe_rotations and keyframe_root_translation")
             buffers["keyframe_frames"] = np.asarray(keyframe_frames, dtype=np.int32)
             buffers["keyframe_rotations"] = np.asarray(keyframe_rotations, dtype=np.float32)
             buffers["keyframe_root_translation"] = np.asarray(keyframe_root_translation, dtype=np.float32)

@@ -123,6 +123,23 @@ def test_keyframes_inside_the_range_are_hit(backend_server, dance):
     assert border_jump_ratio(positions, regenerated) <= MAX_JUMP
 
 
+def test_a_keyframe_on_the_border_is_returned_and_signs_follow_the_kept_motion(backend_server, dance):
+    flipped = dance.rotations.copy()
+    flipped[:100] *= -1.0  # the same rotations, the other hemisphere, as a client may keep them
+    keep = masks.range_mask(FRAMES, 100, 200)
+    chunks = []
+    with backend_server.client(timeout=120) as client:
+        result = client.inpaint(rotations=flipped, root_translation=dance.root_translation, keep=keep,
+                                seed=1, steps=FAST_STEPS, audio_hash=dance.summary["content_hash"],
+                                on_chunk=chunks.append, keyframe_frames=np.array([100]),
+                                keyframe_rotations=flipped[20:21],
+                                keyframe_root_translation=dance.root_translation[20:21])
+    assert chunks[0].start == 100 and result.summary["edit_start"] == 100
+    assert np.array_equal(result.rotations[100], flipped[20])  # the keyframe itself came back
+    dots = np.sum(result.rotations[100:201] * result.rotations[99:200], axis=-1)
+    assert (dots[:-1] > 0).all()  # no sign flips inside the edit (the last step enters kept frames)
+
+
 def test_same_seed_same_edit_and_the_audio_can_be_sent_again(backend_server, dance):
     keep = masks.range_mask(FRAMES, 150, 210)
     a, _ = _edit(backend_server, dance, keep, seed=3, steps=FAST_STEPS)
@@ -173,6 +190,23 @@ def test_bad_edits_get_clear_errors_and_the_server_keeps_serving(backend_server,
     _refusal(backend_server, dance, "bad_mask", keep=np.full((FRAMES, 25), 0.5, np.float32))
     key = dict(keyframe_rotations=dance.rotations[:1], keyframe_root_translation=dance.root_translation[:1])
     assert "outside" in _refusal(backend_server, dance, "bad_range", keyframe_frames=np.array([400]), **key)
+    assert "outside the regenerated" in _refusal(backend_server, dance, "bad_range",
+                                                 keyframe_frames=np.array([50]), **key)
+    with backend_server.client(timeout=30) as client:  # keyframe frames without their poses
+        with pytest.raises(ChoreoError) as err:
+            client.request(Message("inpaint", {"audio_hash": dance.summary["content_hash"]}, buffers={
+                "rotations": dance.rotations, "root_translation": dance.root_translation,
+                "keep": masks.range_mask(FRAMES, 100, 200), "keyframe_frames": np.array([150], np.int32)}))
+        assert err.value.code == "bad_message"
+    far = dance.root_translation.copy()
+    far[5, 0] = 5e3  # centimetres, say
+    assert "metres" in _refusal(backend_server, dance, "bad_motion", root_translation=far)
+    _refusal(backend_server, dance, "bad_motion", contacts=np.full((FRAMES, 4), 3.0, np.float32))
+    huge = 600 * 30 + 2  # longer than any song the backend accepts: refused before any copy
+    assert "frames" in _refusal(backend_server, dance, "bad_motion",
+                                rotations=np.tile(dance.rotations[:1], (huge, 1, 1)),
+                                root_translation=np.zeros((huge, 3), np.float32),
+                                keep=masks.continuation(huge, 10))
     _refusal(backend_server, dance, "bad_mask", keyframe_frames=np.array([150, 150]),
              keyframe_rotations=dance.rotations[:2], keyframe_root_translation=dance.root_translation[:2])
     _refusal(backend_server, dance, "bad_motion", keyframe_frames=np.array([150]),

@@ -39,8 +39,10 @@ BRIDGE_FRAMES = 16
 """Frames a bridge replaces at a border (about half a second at 30 fps). The transient
 measured on the default model lasts three to four frames; the bridge is longer so that
 when the model's motion sits far from the kept pose the way there is unhurried. Tried
-8, 12 and 16 on 3 songs x 2 dances x 3 seeds of every edit mode: the largest border
-jump (``backend.metrics.basic.border_jump_ratio``) was 4.8, 3.6 and 2.9."""
+8, 12 and 16 with ``benchmarks/edit_check.py --bridges 8,12,16`` (3 songs x 2 dances x
+3 seeds of every edit mode): the largest border jump
+(``backend.metrics.basic.border_jump_ratio``) was 4.91, 3.08 and 3.07, and the keyframe
+mode alone 4.91, 2.12 and 1.14 (docs/edit_check.md)."""
 
 
 def cosine_fade(n: int, frames: int, device: torch.device | str = "cpu") -> Tensor:

@@ -47,6 +47,9 @@ ABILITIES: tuple[str, ...] = ("continuation", "range", "joints", "keyframes")
 * joints: keep some columns of a frame while regenerating others (body part);
 * keyframes: kept frames strictly inside the regenerated span."""
 
+MAX_ROOT_METRES = 1000.0
+"""A root farther than this from the origin is a unit mistake (centimetres?), not a dance."""
+
 UNIT_TOLERANCE = 1e-2
 """How far a kept quaternion's norm may stray from 1 (float32 from any DCC tool is far closer)."""
 
@@ -196,6 +199,12 @@ def check_motion(rotations: np.ndarray, root: np.ndarray, contacts: np.ndarray |
                         f"got {root.shape}")
     _finite("rotations", rotations)
     _finite("root_translation", root)
+    if np.abs(rotations).max() > 2.0:
+        raise EditError("bad_motion", "rotations must be unit quaternions (w, x, y, z); a component "
+                        "is larger than 2")
+    if np.abs(root).max() > MAX_ROOT_METRES:
+        raise EditError("bad_motion", f"root_translation is in metres; a value beyond "
+                        f"{MAX_ROOT_METRES:g} m is not a dance (centimetres sent?)")
     if contacts is not None:
         contacts = np.asarray(contacts)
         if contacts.ndim != 2 or contacts.shape[0] != frames or (
@@ -203,6 +212,8 @@ def check_motion(rotations: np.ndarray, root: np.ndarray, contacts: np.ndarray |
             raise EditError("bad_motion", f"contacts must be ({frames}, {contact_count}) for this model, "
                             f"got {contacts.shape}")
         _finite("contacts", contacts)
+        if contacts.size and (contacts.min() < 0.0 or contacts.max() > 1.0):
+            raise EditError("bad_motion", "contacts are probabilities and must lie in [0, 1]")
     return frames
 
 
@@ -217,6 +228,8 @@ def check_keep(keep: np.ndarray, frames: int) -> np.ndarray:
             raise EditError("bad_mask", f"keep must be booleans (|b1, or |u1 holding 0 and 1), "
                             f"got {keep.dtype}")
         keep = keep.astype(bool)
+    else:
+        keep = keep.view(np.uint8) != 0  # a bool byte other than 0/1 off the wire is True
     edited_span(keep)  # refuses a mask that regenerates nothing
     return keep
 
@@ -236,7 +249,9 @@ def apply_keyframes(rotations: np.ndarray, root: np.ndarray, keep: np.ndarray,
                     key_root: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Write keyframe poses into copies of the motion and keep those frames whole.
 
-    frames (K,) ints inside the motion, unique; key_rotations (K, 24, 4); key_root (K, 3).
+    frames (K,) ints inside the regenerated span of ``keep`` (``edited_span``, taken
+    before the keyframes are added: the span the server returns), unique;
+    key_rotations (K, 24, 4); key_root (K, 3).
     """
     frames = np.asarray(frames)
     k = frames.shape[0] if frames.ndim == 1 else -1
@@ -247,10 +262,16 @@ def apply_keyframes(rotations: np.ndarray, root: np.ndarray, keep: np.ndarray,
         raise EditError("bad_motion", f"{k} keyframes need keyframe_rotations ({k}, {NUM_JOINTS}, 4) and "
                         f"keyframe_root_translation ({k}, 3), got {np.asarray(key_rotations).shape} and "
                         f"{np.asarray(key_root).shape}")
+    if k == 0:
+        return np.array(rotations, dtype=np.float32), np.array(root, dtype=np.float32), keep
     if len(set(frames.tolist())) != k:
         raise EditError("bad_mask", "keyframe_frames has the same frame twice")
-    _finite("keyframe_rotations", np.asarray(key_rotations))
-    _finite("keyframe_root_translation", np.asarray(key_root))
+    first, stop = edited_span(keep)
+    outside = [int(f) for f in frames if not first <= f < stop]
+    if outside:
+        raise EditError("bad_range", f"keyframes {outside[:5]} are outside the regenerated frames "
+                        f"[{first}, {stop}); a keyframe is a pose to hit inside them")
+    check_motion(key_rotations, key_root, None, None)
     keep = keep_frames(keep, frames.tolist())
     rotations, root = np.array(rotations, dtype=np.float32), np.array(root, dtype=np.float32)
     rotations[frames] = key_rotations
@@ -275,3 +296,21 @@ def restore_kept(first: int, rotations: np.ndarray, root: np.ndarray, contacts: 
     if current_contacts is not None:
         whole = k.all(axis=1)
         contacts[whole] = current_contacts[first:first + n][whole]
+
+
+def match_hemispheres(first: int, rotations: np.ndarray, keep: np.ndarray,
+                      previous: np.ndarray | None) -> None:
+    """Flip regenerated quaternions of frames [first, first + n), in place, so each lies in
+    the hemisphere of the frame before (``previous``: (24, 4), the frame before ``first``).
+
+    q and -q are one rotation, but keys that jump between them interpolate the long way
+    round. Kept quaternions are never touched (they go back bit for bit), so the
+    regenerated ones follow them.
+    """
+    regenerated = ~keep[first:first + rotations.shape[0], :NUM_JOINTS]
+    for i in range(rotations.shape[0]):
+        before = previous if i == 0 else rotations[i - 1]
+        if before is None:
+            continue
+        flip = regenerated[i] & (np.sum(rotations[i] * before, axis=-1) < 0)
+        rotations[i, flip] *= -1.0

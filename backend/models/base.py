@@ -82,6 +82,8 @@ class EditRequest:
     contacts: (T, C) float32 current contact labels, or None (the model derives them).
     keep: (T, 25) bool, True where the current value stays (backend.editing.masks);
         keyframe poses are already written into the motion and kept.
+    span: (first, stop) of the frames to make and stream: ``edited_span`` of the mask
+        before its keyframes were added (a keyframe on a border stays inside it).
     """
 
     music_features: np.ndarray
@@ -89,6 +91,7 @@ class EditRequest:
     root_translation: np.ndarray
     contacts: np.ndarray | None
     keep: np.ndarray
+    span: tuple[int, int]
     seed: int = 0
     options: dict[str, Any] = field(default_factory=dict)
 
@@ -120,8 +123,8 @@ class Generator(Protocol):
     def edit(
         self, request: EditRequest, should_stop: StopCheck, on_progress: ProgressCallback
     ) -> Iterator[MotionChunk]:
-        """Yield finished chunks covering the edited span ``edited_span(keep)`` exactly
-        once, in frame order, ``start`` counted from the motion's frame 0.
+        """Yield finished chunks covering ``request.span`` exactly once, in frame order,
+        ``start`` counted from the motion's frame 0.
 
         Only called for masks within ``describe()["editing"]["abilities"]``; the server
         copies kept values back bit for bit, so a model only has to make the rest fit.

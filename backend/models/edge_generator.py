@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from backend.editing.joins import BRIDGE_FRAMES, join_runs
-from backend.editing.masks import ABILITIES, ROOT_COLUMN, edited_span
+from backend.editing.masks import ABILITIES, ROOT_COLUMN
 from backend.models.base import (
     Cancelled, EditRequest, GenerationRequest, MotionChunk, OptionSpec, ProgressCallback, StopCheck,
 )
@@ -173,7 +173,7 @@ class EdgeGenerator:
         features = torch.tensor(request.music_features, dtype=torch.float32, device=self.device)
         total = int(features.shape[0])
         keep = np.asarray(request.keep, dtype=bool)
-        first, stop = edited_span(keep)
+        first, stop = request.span
         contacts = request.contacts
         if contacts is None:
             contacts = self._contact_labels(request.rotations, request.root_translation)
@@ -181,7 +181,8 @@ class EdgeGenerator:
             request.rotations, request.root_translation, contacts).to(self.device))
         mask = self.layout.channel_mask(keep[:, :NUM_JOINTS], keep[:, ROOT_COLUMN],
                                         keep.all(axis=1)).to(self.device)
-        context = int(round(float(opts["context_seconds"]) * self.fps))
+        known = torch.where(mask, known, torch.zeros_like(known))  # what is not kept is never read
+        context = min(int(round(float(opts["context_seconds"]) * self.fps)), self.cfg.window_frames // 2)
         window = min(total, max(self.cfg.window_frames, min(stop - first, self.cfg.window_frames) + 2 * context))
         yield from self._fill(features, known, mask, first, stop, window, context, request.seed, opts,
                               should_stop, on_progress, bridge=self.edit_bridge_frames)

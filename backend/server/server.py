@@ -357,7 +357,8 @@ class Server:
 
     def _on_inpaint(self, identity: bytes, message: Message) -> None:
         spec, audio = parse_inpaint(message, self.generators, self.default_model,
-                                    lambda key: key in self.cache)
+                                    lambda key: key in self.cache,
+                                    int(self.config.max_audio_seconds * FPS) + 1)
         job = Job(job_id=new_id(), identity=identity, request_id=message.msg_id, spec=spec, audio=audio)
         ahead = self.board.submit(job)
         self.stats.add("jobs_accepted")

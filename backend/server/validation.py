@@ -147,8 +147,8 @@ def _float_buffer(message: Message, name: str, required: bool = True) -> np.ndar
         if required:
             raise ChoreoError("bad_message", f"inpaint needs a {name!r} buffer")
         return None
-    if array.dtype.kind != "f":
-        raise ChoreoError("bad_motion", f"{name} must be float (<f4 or <f8), got {array.dtype.str}")
+    if array.dtype.str not in ("<f4", "<f8"):
+        raise ChoreoError("bad_motion", f"{name} must be <f4 (or <f8), got {array.dtype.str}")
     return np.array(array, dtype=np.float32)
 
 
@@ -158,16 +158,22 @@ def _editing_abilities(generator: Generator) -> list[str]:
 
 
 def parse_inpaint(message: Message, generators: Mapping[str, Generator], default_model: str,
-                  cached: Callable[[str], bool]) -> tuple[InpaintSpec, bytes]:
+                  cached: Callable[[str], bool], max_frames: int) -> tuple[InpaintSpec, bytes]:
     """An ``InpaintSpec`` and the audio bytes (empty when named by hash) of an inpaint
     request, or a ``ChoreoError`` naming what is wrong.
 
-    ``cached(hash)`` says whether the server still holds that audio's analysis.
+    ``cached(hash)`` says whether the server still holds that audio's analysis;
+    ``max_frames`` bounds the motion before any copy of it is made (the longest song).
+    The arrays in the spec are read-only: the server copies kept values back from them.
     """
     c = message.content
     model, seed, options = _model_seed_options(c, generators, default_model)
     start = _start(c)
     generator = generators[model]
+    sent = message.buffers.get("rotations")
+    if sent is not None and sent.ndim >= 1 and sent.shape[0] > max_frames:
+        raise ChoreoError("bad_motion", f"the motion has {sent.shape[0]} frames; no song this backend "
+                          f"accepts is longer than {max_frames}")
     rotations = _float_buffer(message, "rotations")
     root = _float_buffer(message, "root_translation")
     contacts = _float_buffer(message, "contacts", required=False)
@@ -176,14 +182,18 @@ def parse_inpaint(message: Message, generators: Mapping[str, Generator], default
     try:
         frames = masks.check_motion(rotations, root, contacts, len(generator.contact_names))
         keep = masks.check_keep(message.buffers["keep"], frames)
-        if "keyframe_frames" in message.buffers:
+        first, stop = masks.edited_span(keep)  # the span returned: keyframes lie inside it
+        keyframe_buffers = ("keyframe_frames", "keyframe_rotations", "keyframe_root_translation")
+        given = [name in message.buffers for name in keyframe_buffers]
+        if any(given) and not all(given):
+            raise ChoreoError("bad_message", f"keyframes need all three buffers {list(keyframe_buffers)}")
+        if all(given):
             rotations, root, keep = masks.apply_keyframes(
                 rotations, root, keep, message.buffers["keyframe_frames"],
                 _float_buffer(message, "keyframe_rotations"),
                 _float_buffer(message, "keyframe_root_translation"))
         masks.check_unit(rotations, keep)
         masks.check_abilities(model, _editing_abilities(generator), keep)
-        first, stop = masks.edited_span(keep)
     except InputError as exc:
         raise ChoreoError(exc.code, exc.message) from None
     audio_hash = c.get("audio_hash")
@@ -205,6 +215,9 @@ def parse_inpaint(message: Message, generators: Mapping[str, Generator], default
                           "send the audio bytes again")
     else:
         audio = b""
+    for array in (rotations, root, contacts, keep):
+        if array is not None:
+            array.setflags(write=False)
     spec = InpaintSpec(model=model, seed=seed, start=start, options=options, rotations=rotations,
                        root_translation=root, contacts=contacts, keep=keep, edit_start=first,
                        edit_stop=stop, audio_hash=audio_hash)

@@ -18,13 +18,13 @@ import numpy as np
 import zmq
 
 from backend.conventions import FPS
-from backend.editing.masks import restore_kept
+from backend.editing.masks import match_hemispheres, restore_kept
 from backend.errors import InputError
 from backend.models.base import Cancelled, EditRequest, GenerationRequest, Generator, MotionChunk
 from backend.motion.skeleton import NUM_JOINTS
 from backend.server.jobs import GenerateSpec, InpaintSpec, Job, JobBoard, Stats
 from backend.server.validation import resolve_range
-from protocol.errors import ChoreoError
+from protocol.errors import ERROR_CODES, ChoreoError
 from protocol.messages import Message, encode, error
 
 log = logging.getLogger("choreo.server")
@@ -49,6 +49,7 @@ class Worker(threading.Thread):
         self.outbox_address = outbox_address
         self.num_frames = num_frames
         self._outbox: zmq.Socket | None = None
+        self._last_frame: np.ndarray | None = None  # an edit's last streamed frame
 
     def run(self) -> None:
         self._outbox = self.context.socket(zmq.PAIR)
@@ -117,12 +118,13 @@ class Worker(threading.Thread):
                 spec = job.spec
                 chunks = generator.edit(
                     EditRequest(music, spec.rotations, spec.root_translation, spec.contacts, spec.keep,
-                                seed=spec.seed, options=dict(spec.options)), job.should_stop, report)
+                                span, seed=spec.seed, options=dict(spec.options)), job.should_stop, report)
             else:
                 chunks = generator.generate(
                     GenerationRequest(music_features=music, seed=job.spec.seed,
                                       options=dict(job.spec.options)), job.should_stop, report)
             made = span[0]
+            self._last_frame = None
             for chunk in chunks:
                 if job.should_stop():
                     raise Cancelled()
@@ -154,8 +156,9 @@ class Worker(threading.Thread):
                                     "timings": {k: round(v, 4) for k, v in timings.items()}})
         except Cancelled:
             return self._stopped(job)
-        except (ChoreoError, InputError) as exc:
-            return self._failed(job, exc.code, exc.message)
+        except (ChoreoError, InputError) as exc:  # a code the protocol does not know is ours
+            code = exc.code if exc.code in ERROR_CODES else "internal"
+            return self._failed(job, code, exc.message)
         except Exception as exc:  # the server lives on whatever a job does
             log.exception("job %s failed", job.job_id)
             return self._failed(job, "internal", f"{type(exc).__name__}: {exc}")
@@ -194,9 +197,15 @@ class Worker(threading.Thread):
         if rotations.shape != (n, NUM_JOINTS, 4) or root.shape != (n, 3) or contacts.shape != (n, c):
             raise ChoreoError("internal", f"model {generator.name} sent a chunk of shapes "
                               f"{rotations.shape}, {root.shape}, {contacts.shape}")
+        if not (np.isfinite(rotations).all() and np.isfinite(root).all() and np.isfinite(contacts).all()):
+            raise ChoreoError("internal", f"model {generator.name} made a NaN or infinite value")
         if isinstance(spec, InpaintSpec):
             restore_kept(chunk.start, rotations, root, contacts, spec.keep, spec.rotations,
                          spec.root_translation, spec.contacts)
+            previous = spec.rotations[chunk.start - 1] if chunk.start == spec.edit_start else self._last_frame
+            match_hemispheres(chunk.start, rotations, spec.keep,
+                              previous if chunk.start > 0 else None)
+            self._last_frame = rotations[-1]
         return Message("motion_chunk",
                        {"start": chunk.start, "frames": n, "fps": generator.fps,
                         "contact_names": list(generator.contact_names)},
