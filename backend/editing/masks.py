@@ -139,6 +139,11 @@ def check_frame_range(first: int, stop: int, frames: int) -> None:
 # -- what a mask asks for ------------------------------------------------------------
 
 
+def contacts_kept(keep: np.ndarray) -> np.ndarray:
+    """(T,) bool: frames whose contact labels are kept (all 25 columns kept)."""
+    return keep.all(axis=1)
+
+
 def edited_span(keep: np.ndarray) -> tuple[int, int]:
     """[first, stop) of the frames where anything is regenerated (the frames an edit returns)."""
     frames = np.flatnonzero(~keep.all(axis=1))
@@ -294,7 +299,7 @@ def restore_kept(first: int, rotations: np.ndarray, root: np.ndarray, contacts: 
     rooted = k[:, ROOT_COLUMN]
     root[rooted] = current_root[first:first + n][rooted]
     if current_contacts is not None:
-        whole = k.all(axis=1)
+        whole = contacts_kept(k)
         contacts[whole] = current_contacts[first:first + n][whole]
 
 

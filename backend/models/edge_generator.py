@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from backend.editing.joins import BRIDGE_FRAMES, join_runs
-from backend.editing.masks import ABILITIES, ROOT_COLUMN
+from backend.editing.masks import ABILITIES, ROOT_COLUMN, contacts_kept
 from backend.models.base import (
     Cancelled, EditRequest, GenerationRequest, MotionChunk, OptionSpec, ProgressCallback, StopCheck,
 )
@@ -180,7 +180,7 @@ class EdgeGenerator:
         known = self.normalizer.normalize(self.layout.from_quaternions(
             request.rotations, request.root_translation, contacts).to(self.device))
         mask = self.layout.channel_mask(keep[:, :NUM_JOINTS], keep[:, ROOT_COLUMN],
-                                        keep.all(axis=1)).to(self.device)
+                                        contacts_kept(keep)).to(self.device)
         known = torch.where(mask, known, torch.zeros_like(known))  # what is not kept is never read
         context = min(int(round(float(opts["context_seconds"]) * self.fps)), self.cfg.window_frames // 2)
         window = min(total, max(self.cfg.window_frames, min(stop - first, self.cfg.window_frames) + 2 * context))

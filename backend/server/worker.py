@@ -49,7 +49,6 @@ class Worker(threading.Thread):
         self.outbox_address = outbox_address
         self.num_frames = num_frames
         self._outbox: zmq.Socket | None = None
-        self._last_frame: np.ndarray | None = None  # an edit's last streamed frame
 
     def run(self) -> None:
         self._outbox = self.context.socket(zmq.PAIR)
@@ -124,11 +123,15 @@ class Worker(threading.Thread):
                     GenerationRequest(music_features=music, seed=job.spec.seed,
                                       options=dict(job.spec.options)), job.should_stop, report)
             made = span[0]
-            self._last_frame = None
+            # the frame before the next chunk, for quaternion signs: the client's, then ours
+            previous = (job.spec.rotations[made - 1]
+                        if isinstance(job.spec, InpaintSpec) and made > 0 else None)
             for chunk in chunks:
                 if job.should_stop():
                     raise Cancelled()
-                self._emit(job, self._chunk_message(generator, chunk, made, span[1], job.spec))
+                message = self._chunk_message(generator, chunk, made, span[1], job.spec, previous)
+                previous = message.buffers["rotations"][-1]
+                self._emit(job, message)
                 if made == span[0]:
                     timings["first_chunk_s"] = time.monotonic() - job.submitted
                 made += chunk.num_frames
@@ -183,8 +186,8 @@ class Worker(threading.Thread):
                               f"past the end of the song ({total} frames, {total / FPS:.2f} s)")
         return first, spec.frames
 
-    def _chunk_message(self, generator: Generator, chunk: MotionChunk, made: int,
-                       end: int, spec: GenerateSpec | InpaintSpec) -> Message:
+    def _chunk_message(self, generator: Generator, chunk: MotionChunk, made: int, end: int,
+                       spec: GenerateSpec | InpaintSpec, previous: np.ndarray | None) -> Message:
         """A ``motion_chunk``, after checking the generator kept its contract; for an
         edit, the kept values are copied back bit for bit whatever the model made."""
         n, c = chunk.num_frames, len(generator.contact_names)
@@ -202,10 +205,7 @@ class Worker(threading.Thread):
         if isinstance(spec, InpaintSpec):
             restore_kept(chunk.start, rotations, root, contacts, spec.keep, spec.rotations,
                          spec.root_translation, spec.contacts)
-            previous = spec.rotations[chunk.start - 1] if chunk.start == spec.edit_start else self._last_frame
-            match_hemispheres(chunk.start, rotations, spec.keep,
-                              previous if chunk.start > 0 else None)
-            self._last_frame = rotations[-1]
+            match_hemispheres(chunk.start, rotations, spec.keep, previous)
         return Message("motion_chunk",
                        {"start": chunk.start, "frames": n, "fps": generator.fps,
                         "contact_names": list(generator.contact_names)},
