@@ -7,6 +7,8 @@
     choreo train DATA --out RUN       train a generator on a dataset folder
     choreo demo                       the bundled model on the bundled song, end to end
     choreo bench                      measure speed; writes docs/benchmarks.md
+    choreo addon build [--out DIR]    the Blender add-on as an installable extension zip
+    choreo body MODEL --out BODY.npz  the SMPL body mesh for the add-on (uses smplx)
 
 ``generate``, ``inpaint`` and ``demo`` talk to the backend over the same protocol as the add-on:
 they start a private local backend process (or use ``--connect FILE`` to reach a
@@ -64,12 +66,26 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--out", type=Path, default=REPO_ROOT / "docs" / "benchmarks.md")
     bench.add_argument("--quick", action="store_true", help="fewer repetitions (a smoke run)")
 
+    addon = sub.add_parser("addon", help="package the Blender add-on")
+    addon_sub = addon.add_subparsers(dest="addon_command", required=True)
+    from backend import addon_build
+    addon_build.add_arguments(addon_sub.add_parser(
+        "build", help="build the installable Blender extension zip (add-on, manifest, wheels)"))
+
+    body = sub.add_parser("body", help="the SMPL body mesh for the Blender add-on, from your SMPL model file",
+                          add_help=False)
+    body.add_argument("body_args", nargs=argparse.REMAINDER, help="see: choreo body --help")
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["body"]:  # its own parser (backend.body), options and --help included
+        from backend import body as body_module
+        return body_module.main(argv[1:])
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     from backend.errors import InputError
     from protocol.errors import ChoreoError
     command = {"serve": _serve, "generate": _generate, "inpaint": _inpaint, "demo": _demo,
-               "train": _train, "bench": _bench}[args.command]
+               "train": _train, "bench": _bench, "addon": _addon}[args.command]
     try:
         return command(args)
     except (ChoreoError, InputError) as err:  # the backend's answer (or our check), with its code
@@ -289,6 +305,14 @@ def _train(args: argparse.Namespace) -> int:
         release = save_checkpoint(Path(args.out) / "model.pt", release_payload(load_checkpoint(ckpt)))
         print(f"wrote {ckpt} (resumable) and {release} (sampling only)")
     return 0
+
+
+# ---------------------------------------------------------------- addon
+
+
+def _addon(args: argparse.Namespace) -> int:
+    from backend import addon_build
+    return {"build": addon_build.run}[args.addon_command](args)
 
 
 # ---------------------------------------------------------------- bench

@@ -150,6 +150,9 @@ class Worker(threading.Thread):
                 "tempo_bpm": tempo if np.isfinite(tempo) else None,
                 "content_hash": analysis.content_hash, "song_seconds": float(analysis.duration),
                 "contact_names": list(generator.contact_names),
+                # Beats inside the span, seconds from the span's frame 0 (timeline markers).
+                "beat_times": [round(float(b) - first / FPS, 4) for b in analysis.beat_times
+                               if first / FPS <= b < (first + count) / FPS],
             }
             if isinstance(job.spec, InpaintSpec):
                 summary.update(edit_start=span[0], edit_stop=span[1], motion_frames=count)

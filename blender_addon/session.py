@@ -1,0 +1,306 @@
+"""Generation and regeneration jobs: a backend stream on one side, keyframes on the other.
+
+A job is driven by ``poll_once()``: the UI's modal operator calls it on a timer, a
+script or a headless test calls it in a loop. Each call writes whatever chunks have
+arrived as keys, so the dance appears while it streams in, and returns True once
+the job is over (``state`` then says how it ended).
+
+Targets hide which rig the keys go on: the built-in SMPL rig takes the wire's
+numbers directly; the animator's own rig goes through retargeting.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Protocol, Sequence
+
+import bpy
+import numpy as np
+
+from protocol.client import ChoreoClient
+from protocol.skeleton import JOINT_NAMES
+
+from . import keyframes, scene_audio
+from .core import smpl_pose
+from .core.edit_plan import EditPlan
+from .core.quaternions import resample
+from .core.stream import MotionStream
+
+META_KEY = "choreo_motion"
+"""Object custom property (JSON) describing the dance on a rig, for regeneration."""
+
+
+@dataclass
+class MotionMeta:
+    """Where a generated dance sits and what made it: what a regeneration needs to know."""
+
+    first_frame: int  # scene frame of the dance's frame 0
+    frames: int  # scene frames the dance covers
+    scene_fps: float  # the rate it was written at
+    motion_fps: float  # the backend's rate
+    audio_path: str
+    start_seconds: float  # where the dance's frame 0 sits in the song
+    model: str
+    seed: int
+    options: dict[str, Any]
+
+    def save(self, obj: bpy.types.Object) -> None:
+        obj[META_KEY] = json.dumps(asdict(self))
+
+    @classmethod
+    def load(cls, obj: bpy.types.Object) -> "MotionMeta":
+        text = obj.get(META_KEY)
+        if not text:
+            raise ValueError(f"{obj.name} has no Choreo dance to regenerate; generate one first")
+        return cls(**json.loads(text))
+
+    @property
+    def resampled(self) -> bool:
+        return abs(self.scene_fps - self.motion_fps) > 1e-6
+
+    @property
+    def motion_frames(self) -> int:
+        """How many backend-rate frames span the dance."""
+        if not self.resampled:
+            return self.frames
+        return int(np.floor((self.frames - 1) / self.scene_fps * self.motion_fps + 1e-6)) + 1
+
+
+class Target(Protocol):
+    """Where keys go: the built-in rig or a retargeted one."""
+
+    obj: bpy.types.Object
+
+    def write(self, first_frame: float, rotations: np.ndarray, root: np.ndarray,
+              joints: Sequence[str] | None = None, root_too: bool = True) -> None: ...
+
+    def read(self, first_frame: int, frames: int) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def bones_for(self, joints: Sequence[str]) -> list[str]: ...
+
+
+class SmplTarget:
+    """The built-in SMPL rig: wire quaternions are its pose rotations (``core.smpl_pose``)."""
+
+    def __init__(self, obj: bpy.types.Object) -> None:
+        self.obj = obj
+
+    def write(self, first_frame: float, rotations: np.ndarray, root: np.ndarray,
+              joints: Sequence[str] | None = None, root_too: bool = True) -> None:
+        rot, loc = smpl_pose.to_channels(rotations, root)
+        if joints is not None:
+            rot = {name: rot[name] for name in joints}
+        keyframes.write_motion(self.obj, first_frame, rotations=rot, locations=loc if root_too else None)
+
+    def read(self, first_frame: int, frames: int) -> tuple[np.ndarray, np.ndarray]:
+        rot, loc, _ = keyframes.read_motion(self.obj, first_frame + np.arange(frames), JOINT_NAMES)
+        return smpl_pose.from_channels(rot, loc)
+
+    def bones_for(self, joints: Sequence[str]) -> list[str]:
+        return list(joints)
+
+
+def scene_fps(scene: bpy.types.Scene) -> float:
+    """Frames per second, with ``fps_base`` (29.97 is fps 30, fps_base 1.001)."""
+    return scene.render.fps / scene.render.fps_base
+
+
+class _Resampler:
+    """Turns backend-rate frames, as they stream in, into scene-rate frames not yet written."""
+
+    def __init__(self, source_fps: float, target_fps: float) -> None:
+        self.source_fps, self.target_fps = source_fps, target_fps
+        self.rotations: list[np.ndarray] = []
+        self.root: list[np.ndarray] = []
+        self.written = 0
+
+    def add(self, rotations: np.ndarray, root: np.ndarray, final: bool) -> tuple[int, np.ndarray, np.ndarray]:
+        """(first new scene frame, rotations, root) that the frames so far determine."""
+        self.rotations.append(rotations)
+        self.root.append(root)
+        rot = np.concatenate(self.rotations)
+        rt = np.concatenate(self.root)
+        out_rot, out_root = resample(rot, rt, self.source_fps, self.target_fps)
+        ready = out_rot.shape[0]
+        if not final:  # the last scene frame may still move when the next source frame arrives
+            ready = min(ready, int(np.floor((rot.shape[0] - 2) * self.target_fps / self.source_fps + 1e-6)) + 1)
+        start = self.written
+        self.written = max(self.written, ready)
+        return start, out_rot[start:ready], out_root[start:ready]
+
+
+@dataclass
+class GenerateRequest:
+    """What the panel asked for (copied out of the scene settings)."""
+
+    audio_path: Path
+    song_frame: int | None  # scene frame where the song's time 0 sits (a sound strip's start)...
+    dance_frame: int | None  # ...or the scene frame where the dance starts (the scene's start)
+    start_seconds: float
+    seconds: float | None  # None: to the end of the song
+    model: str | None
+    seed: int | None
+    options: dict[str, Any]
+    fit: str = "SCENE"  # SCENE: the scene takes the dance's rate; RESAMPLE: the dance takes the scene's
+    beat_markers: bool = True
+    add_sound: bool = True
+
+
+class GenerateJob:
+    """One dance: submitted on creation, written chunk by chunk by ``poll_once``."""
+
+    def __init__(self, scene: bpy.types.Scene, client: ChoreoClient, target: Target,
+                 request: GenerateRequest, backend_fps: float) -> None:
+        self.scene, self.client, self.target, self.request = scene, client, target, request
+        self.backend_fps = backend_fps
+        if request.fit == "SCENE":
+            scene.render.fps, scene.render.fps_base = _as_fps(backend_fps)
+        self.fps = scene_fps(scene)
+        offset = int(round(request.start_seconds * self.fps))
+        if request.song_frame is None:
+            self.first_frame = int(request.dance_frame or 0)
+            self.song_frame = self.first_frame - offset
+        else:
+            self.song_frame = request.song_frame
+            self.first_frame = self.song_frame + offset
+        self.resampler = None if abs(self.fps - backend_fps) < 1e-6 else _Resampler(backend_fps, self.fps)
+        msg_id = client.submit_generate(request.audio_path, model=request.model, seed=request.seed,
+                                        start=request.start_seconds, seconds=request.seconds,
+                                        options=request.options)
+        self.stream = MotionStream(client, msg_id)
+        self.frames_written = 0
+        self.state = "running"
+        self.message = ""
+
+    @property
+    def progress(self) -> float:
+        return self.stream.progress
+
+    def poll_once(self) -> bool:
+        """Write what has arrived; True once the job has ended (see ``state``/``message``)."""
+        update = self.stream.poll_once()
+        final = update.state == "done"
+        for i, chunk in enumerate(update.chunks):
+            self._write(chunk.rotations, chunk.root_translation, final and i == len(update.chunks) - 1)
+        if final and self.resampler is not None and not update.chunks:
+            self._write(np.zeros((0, 24, 4)), np.zeros((0, 3)), True)
+        if self.stream.frames_total and self.frames_written == 0:
+            self._fit_range(self.stream.frames_total)
+        if update.state == "running":
+            return False
+        self.state, self.message = update.state, update.message
+        if update.state == "done":
+            self._finish()
+        return True
+
+    def _write(self, rotations: np.ndarray, root: np.ndarray, final: bool) -> None:
+        if self.resampler is None:
+            self.target.write(self.first_frame + self.frames_written, rotations, root)
+            self.frames_written += rotations.shape[0]
+            return
+        start, rot, rt = self.resampler.add(rotations, root, final)
+        if rot.shape[0]:
+            self.target.write(self.first_frame + start, rot, rt)
+        self.frames_written = self.resampler.written
+
+    def _fit_range(self, backend_frames: int) -> None:
+        frames = int(np.floor((backend_frames - 1) / self.backend_fps * self.fps + 1e-6)) + 1
+        self.scene.frame_start = min(self.scene.frame_start, self.first_frame)
+        self.scene.frame_end = self.first_frame + frames - 1
+
+    def _finish(self) -> None:
+        summary = self.stream.summary
+        self._fit_range(int(summary.get("frames", self.frames_written)))
+        req = self.request
+        if req.add_sound:
+            scene_audio.place_song(self.scene, req.audio_path, self.song_frame)
+        if req.beat_markers:
+            scene_audio.set_beat_markers(
+                self.scene, (self.first_frame + t * self.fps for t in summary.get("beat_times", [])))
+        MotionMeta(first_frame=self.first_frame, frames=self.frames_written, scene_fps=self.fps,
+                   motion_fps=self.backend_fps, audio_path=str(req.audio_path),
+                   start_seconds=req.start_seconds, model=str(summary.get("model", req.model or "")),
+                   seed=int(summary.get("seed", req.seed or 0)),
+                   options=dict(summary.get("options", req.options))).save(self.target.obj)
+
+    def cancel(self) -> None:
+        self.stream.cancel()
+
+    def discard_new_rig(self) -> None:
+        """After a failure before any key: remove the rig this job built (and its body)."""
+        obj = self.target.obj
+        if self.frames_written == 0 and obj.get("choreo_rig") and not obj.get(META_KEY):
+            for child in list(obj.children):
+                bpy.data.objects.remove(child, do_unlink=True)
+            data = obj.data
+            bpy.data.objects.remove(obj, do_unlink=True)
+            bpy.data.armatures.remove(data)
+
+
+def _as_fps(rate: float) -> tuple[int, float]:
+    """(fps, fps_base) for a rate: whole rates exactly, NTSC-style ones as n/1.001."""
+    if abs(rate - round(rate)) < 1e-6:
+        return int(round(rate)), 1.0
+    ntsc = rate * 1.001
+    if abs(ntsc - round(ntsc)) < 1e-3:
+        return int(round(ntsc)), 1.001
+    return int(np.ceil(rate)), float(np.ceil(rate) / rate)
+
+
+class RegenerateJob:
+    """Regenerate part of the dance on a rig in place; the rest of its keys stay bit-identical."""
+
+    def __init__(self, scene: bpy.types.Scene, client: ChoreoClient, target: Target, meta: MotionMeta,
+                 plan: EditPlan, model: str | None, seed: int | None, options: dict[str, Any]) -> None:
+        self.scene, self.client, self.target, self.meta, self.plan = scene, client, target, meta, plan
+        rot, root = target.read(meta.first_frame, meta.frames)
+        if meta.resampled:
+            rot, root = resample(rot, root, meta.scene_fps, meta.motion_fps)
+        self.rotations, self.root = rot.astype(np.float32), root.astype(np.float32)
+        keep = plan.keep_mask(rot.shape[0])
+        kf = np.asarray(plan.keyframes, dtype=np.int32)
+        extra: dict[str, Any] = {}
+        if kf.size:
+            extra = dict(keyframe_frames=kf, keyframe_rotations=self.rotations[kf],
+                         keyframe_root_translation=self.root[kf])
+        msg_id = client.submit_inpaint(meta.audio_path, rotations=self.rotations, root_translation=self.root,
+                                       keep=keep, start=meta.start_seconds, model=model, seed=seed,
+                                       options=options, **extra)
+        self.stream = MotionStream(client, msg_id)
+        self.state, self.message = "running", ""
+        self._edited: list[tuple[int, np.ndarray, np.ndarray]] = []
+
+    @property
+    def progress(self) -> float:
+        return self.stream.progress
+
+    def poll_once(self) -> bool:
+        update = self.stream.poll_once()
+        for chunk in update.chunks:
+            if self.meta.resampled:  # written whole at the end, at the scene's rate
+                self._edited.append((chunk.start, chunk.rotations, chunk.root_translation))
+            else:
+                self.target.write(self.meta.first_frame + chunk.start, chunk.rotations, chunk.root_translation,
+                                  joints=self.plan.joints, root_too=self.plan.root)
+        if update.state == "running":
+            return False
+        self.state, self.message = update.state, update.message
+        if update.state == "done" and self.meta.resampled:
+            self._write_resampled()
+        return True
+
+    def _write_resampled(self) -> None:
+        rot, root = self.rotations.copy(), self.root.copy()
+        for start, r, t in self._edited:
+            rot[start:start + r.shape[0]], root[start:start + r.shape[0]] = r, t
+        srot, sroot = resample(rot, root, self.meta.motion_fps, self.meta.scene_fps)
+        to_scene = self.meta.scene_fps / self.meta.motion_fps
+        lo = int(np.ceil(self.plan.first * to_scene - 1e-6))
+        hi = min(int(np.floor((self.plan.stop - 1) * to_scene + 1e-6)) + 1, srot.shape[0])
+        self.target.write(self.meta.first_frame + lo, srot[lo:hi], sroot[lo:hi],
+                          joints=self.plan.joints, root_too=self.plan.root)
+
+    def cancel(self) -> None:
+        self.stream.cancel()
