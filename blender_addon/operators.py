@@ -21,6 +21,7 @@ import bpy
 from . import rig, scene_audio, session, state
 from .core import edit_plan
 from .core.backend_link import LinkError
+from protocol.skeleton import JOINT_NAMES
 from .preferences import get_prefs
 from .properties import set_models, sync_options
 
@@ -153,7 +154,7 @@ def edit_range(context: bpy.types.Context) -> tuple[int, int]:
 def selected_joints(context: bpy.types.Context, obj: bpy.types.Object, target: session.Target) -> tuple[str, ...]:
     """SMPL joints of the selected pose bones (through the rig's bone map)."""
     names = {pb.name for pb in obj.pose.bones if pb.bone.select}
-    joints = [j for j in edit_plan.BODY_PARTS_ALL if names & set(target.bones_for([j]))]
+    joints = [j for j in JOINT_NAMES if names & set(target.bones_for([j]))]
     return edit_plan.joints_for(bones=joints)
 
 

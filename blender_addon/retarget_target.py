@@ -64,9 +64,9 @@ class RigTarget:
         settings = context.scene.choreo
         if not len(obj.choreo_bone_map):
             fill_bone_map(obj, settings.preset)
-        root_mode = obj.get(ROOT_MODE_KEY) or settings.root_mode  # a dance keeps the mode it was made with
-        if obj.get("choreo_motion") is None:
-            root_mode = settings.root_mode
+        # A dance keeps the root mode it was made with; a new one takes the panel's.
+        has_dance = obj.get("choreo_motion") is not None
+        root_mode = obj.get(ROOT_MODE_KEY) if has_dance and obj.get(ROOT_MODE_KEY) else settings.root_mode
         obj[ROOT_MODE_KEY] = root_mode
         return cls(obj, stored_bone_map(obj), root_mode)
 

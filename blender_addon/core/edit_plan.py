@@ -30,7 +30,6 @@ BODY_PARTS: dict[str, tuple[str, ...]] = {
 regenerates where the body travels too (the root), so the feet can stay planted."""
 
 assert sorted(sum(BODY_PARTS.values(), ())) == sorted(JOINT_NAMES)
-BODY_PARTS_ALL: tuple[str, ...] = JOINT_NAMES
 
 
 class EditPlanError(ValueError):

@@ -63,6 +63,10 @@ def clear_scene() -> None:
     scene.timeline_markers.clear()
     if scene.sequence_editor is not None:
         scene.sequence_editor_clear()
+    if hasattr(scene, "choreo"):  # the add-on's panel settings back to their defaults
+        for name in scene.choreo.bl_rna.properties.keys():
+            if name != "rna_type":
+                scene.choreo.property_unset(name)
     scene.render.fps, scene.render.fps_base = 30, 1.0
     scene.frame_start, scene.frame_end, scene.frame_current = 1, 250, 1
 
