@@ -6,6 +6,9 @@
                                       regenerate part of a dance in place (docs/editing.md)
     choreo train DATA --out RUN       train a generator on a dataset folder
     choreo demo                       the bundled model on the bundled song, end to end
+    choreo eval DANCES --music SONGS  the field's metrics over a folder of dances (docs/metrics.md)
+    choreo eval --model M --music SONGS --seeds 3
+                                      generate with a model, then evaluate
     choreo bench                      measure speed; writes docs/benchmarks.md
     choreo addon build [--out DIR]    the Blender add-on as an installable extension zip
     choreo body MODEL --out BODY.npz  the SMPL body mesh for the add-on (uses smplx)
@@ -62,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     train = sub.add_parser("train", help="train a generator on a dataset folder")
     _add_train_arguments(train)
 
+    evaluate = sub.add_parser("eval", help="score dances with the field's metrics (docs/metrics.md)")
+    _add_eval_arguments(evaluate)
+
     bench = sub.add_parser("bench", help="measure speed and write docs/benchmarks.md")
     bench.add_argument("--out", type=Path, default=REPO_ROOT / "docs" / "benchmarks.md")
     bench.add_argument("--quick", action="store_true", help="fewer repetitions (a smoke run)")
@@ -85,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     from backend.errors import InputError
     from protocol.errors import ChoreoError
     command = {"serve": _serve, "generate": _generate, "inpaint": _inpaint, "demo": _demo,
-               "train": _train, "bench": _bench, "addon": _addon}[args.command]
+               "train": _train, "eval": _eval, "bench": _bench, "addon": _addon}[args.command]
     try:
         return command(args)
     except (ChoreoError, InputError) as err:  # the backend's answer (or our check), with its code
@@ -313,6 +319,70 @@ def _train(args: argparse.Namespace) -> int:
 def _addon(args: argparse.Namespace) -> int:
     from backend import addon_build
     return {"build": addon_build.run}[args.addon_command](args)
+
+
+# ---------------------------------------------------------------- eval
+
+
+def _add_eval_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("dances", type=Path, nargs="?", default=None,
+                   help="folder of dances to score: our .npz files or an AIST++ folder "
+                        "(leave out with --model: the dances are generated first)")
+    p.add_argument("--music", type=Path, default=None,
+                   help="the songs: one audio file, or a folder where <song>.* belongs to "
+                        "<song>.npz and <song>_*.npz (needed for beat alignment, and for --model)")
+    p.add_argument("--reference", type=Path, default=None,
+                   help="reference dances for FID_k/FID_g (AIST++ folder or .npz folder)")
+    p.add_argument("--out", type=Path, default=Path("out/eval"),
+                   help="where eval.json and eval.md go (and motions/ with --model)")
+    p.add_argument("--aist-quirk", action="store_true",
+                   help="kinetic features with the AIST++ reference code's acceleration bug, "
+                        "for numbers comparable with published tables (docs/metrics.md)")
+    p.add_argument("--model", default=None, help="generate with this registered model first")
+    p.add_argument("--checkpoint", type=Path, default=None, help="weights for --model instead of the bundled ones")
+    p.add_argument("--seeds", type=int, default=3, help="seeds per song with --model (0, 1, ...)")
+    p.add_argument("--seconds", type=float, default=30.0,
+                   help="seconds of dance per song with --model (from the song's start)")
+    p.add_argument("--device", default="auto", help="device for --model")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from backend.metrics import evaluate as ev
+
+    show = not args.quiet
+    config: dict = {}
+    if args.model is not None:
+        if args.music is None:
+            raise SystemExit("choreo eval: --model needs --music (a song or a folder of songs)")
+        if args.dances is not None:
+            raise SystemExit("choreo eval: give either a folder of dances or --model, not both")
+        motions = args.out / "motions"
+        ev.generate_dances(args.model, args.music, list(range(args.seeds)), motions,
+                           seconds=args.seconds, device=args.device, checkpoint=args.checkpoint,
+                           show_progress=show)
+        config = {"model": args.model, "seeds": args.seeds, "seconds_per_dance": args.seconds}
+        dances_dir = motions
+    elif args.dances is None:
+        raise SystemExit("choreo eval: give a folder of dances, or --model with --music")
+    else:
+        dances_dir = args.dances
+    dances = ev.load_dances(dances_dir)
+    missing = ev.match_songs(dances, args.music)
+    if missing:
+        print(f"choreo eval: no song for {len(missing)} dance(s) ({', '.join(missing[:5])}"
+              f"{', ...' if len(missing) > 5 else ''}); their beat scores are left out", file=sys.stderr)
+    reference = None
+    if args.reference is not None:
+        reference = ev.load_dances(args.reference)
+        ev.match_songs(reference, args.music)
+    result = ev.evaluate(dances, reference, quirk=args.aist_quirk, show_progress=show,
+                         config={"dances": str(dances_dir), **config,
+                                 **({"reference": str(args.reference)} if args.reference else {})})
+    json_path, md_path = ev.write_results(result, args.out)
+    print(ev.markdown(result).split("\n## Per dance")[0].rstrip())
+    print(f"\nwrote {json_path} and {md_path}")
+    return 0
 
 
 # ---------------------------------------------------------------- bench

@@ -127,7 +127,7 @@ def write_card(out: Path, s: dict) -> None:
         "## Measured behaviour",
         "",
         f"{SECONDS:.0f} s per song, seeds {', '.join(map(str, SEEDS))}, default options. Joint speed in "
-        "m/frame (mean over joints); beat alignment as in `backend/metrics/basic.py` (1 = every beat "
+        "m/frame (mean over joints); beat alignment: the default, music-averaged form of docs/metrics.md (1 = every beat "
         "met by a motion beat), with the score against beats moved half a beat as the baseline; sole "
         "height in metres (0 = on the floor); seam jump = largest joint speed at a window seam over "
         "the clip's median.",

@@ -3,10 +3,8 @@
 All inputs are our convention: 30 fps (or the clip's fps), Z-up, metres.
 
 * joint speed: mean over joints of the frame-to-frame displacement (m/frame);
-* beat alignment (Bailando-style, averaged over music beats): motion beats are the
-  local minima of the smoothed mean joint speed; each music beat scores
-  exp(-d^2 / (2 sigma^2)) with d the distance in frames to the nearest motion beat,
-  sigma = 3 frames (Li et al., "Bailando", CVPR 2022, following FACT's BeatAlign);
+* beat alignment: the default form of ``backend.metrics.beats`` (averaged over music
+  beats, Bailando-style), taking beat frames instead of times;
 * sole height: the lowest joint's height minus the sole clearance of the skeleton,
   so a foot flat on the floor reads 0.
 """
@@ -14,8 +12,8 @@ All inputs are our convention: 30 fps (or the clip's fps), Z-up, metres.
 from __future__ import annotations
 
 import numpy as np
-from scipy.ndimage import gaussian_filter1d
 
+from backend.metrics.beats import beat_align_music
 from backend.motion.clip import MotionClip
 from backend.motion.kinematics import forward_kinematics_np
 from backend.motion.rotations import np_ as rot
@@ -34,21 +32,9 @@ def joint_speed(positions: np.ndarray) -> np.ndarray:
     return np.linalg.norm(np.diff(positions, axis=0), axis=-1).mean(axis=-1)
 
 
-def motion_beats(positions: np.ndarray, smooth_frames: float = 2.0) -> np.ndarray:
-    """Frame indices of local minima of the smoothed joint speed."""
-    speed = gaussian_filter1d(joint_speed(positions), smooth_frames)
-    inner = (speed[1:-1] < speed[:-2]) & (speed[1:-1] <= speed[2:])
-    return np.flatnonzero(inner) + 1
-
-
-def beat_alignment(positions: np.ndarray, music_beat_frames: np.ndarray, sigma: float = 3.0) -> float:
-    """Mean over music beats of exp(-d^2 / 2 sigma^2), d = frames to the nearest motion beat."""
-    beats = np.asarray(music_beat_frames, dtype=np.float64)
-    found = motion_beats(positions)
-    if len(beats) == 0 or len(found) == 0:
-        return 0.0
-    d = np.abs(beats[:, None] - found[None, :]).min(axis=1)
-    return float(np.mean(np.exp(-(d**2) / (2 * sigma**2))))
+def beat_alignment(positions: np.ndarray, music_beat_frames: np.ndarray, fps: float = 30.0) -> float:
+    """The default beat alignment (docs/metrics.md) of a clip against music beats given in frames."""
+    return beat_align_music(positions, np.asarray(music_beat_frames, dtype=np.float64) / fps, fps)
 
 
 def sole_height(positions: np.ndarray) -> np.ndarray:

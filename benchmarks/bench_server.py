@@ -1,0 +1,126 @@
+"""The backend as an animator meets it: a real server process, through the real socket.
+
+One ``python -m backend.server`` process on the CPU, the default model:
+
+1. cold start: from launching it to its connection file (models loaded, warmed up);
+2. 30 s of dance from a 30 s song, music features included (every request sends
+   audio the server has not cached), and from the ``generate`` request to the first
+   ``motion_chunk``;
+3. editing cost: an edit of 5 s against generating 5 s (model time as the server
+   reports it);
+4. ``ping`` round trips, idle and while a generation job runs (``bench_protocol``);
+5. the server's peak resident memory: ``VmHWM`` from ``/proc/<pid>/status``, read
+   just before it is stopped (Linux only).
+
+It also keeps the chunks of its last 30 s dance: the protocol benchmark streams
+exactly those.
+"""
+
+from __future__ import annotations
+
+import io
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.bench_protocol import busy_ping_latencies, ping_latencies
+
+DANCE_SECONDS = 30.0
+
+
+def song_variant(samples: np.ndarray, rate: int, k: int) -> bytes:
+    """The example song with inaudible noise, so each request misses the feature cache."""
+    import soundfile as sf
+    rng = np.random.default_rng(k)
+    noisy = samples + 1e-4 * rng.standard_normal(samples.shape).astype(np.float32)
+    buffer = io.BytesIO()
+    sf.write(buffer, noisy, rate, format="WAV", subtype="FLOAT")
+    return buffer.getvalue()
+
+
+def peak_rss_mb(pid: int) -> float | None:
+    """A process's peak resident set size (``VmHWM``) in MiB; None where /proc has no such line."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0  # the kernel writes kB
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _editing(client: Any, dance: Any, audio: bytes, repeats: int) -> dict[str, float]:
+    """An edit of a 5 s range of the 30 s dance against generating 5 s, same server.
+
+    All timed by the server (``timings.generation_s``: the model's work, no analysis,
+    no transfer): the edit of frames 300:450 (audio by hash), a stand-alone 5 s dance
+    from 10 s into the same song, and 5 s at the rate of a 30 s dance.
+    """
+    from backend.editing.masks import range_mask
+
+    edits, fives, thirties = [], [], []
+    audio_hash = dance.summary["content_hash"]
+    for k in range(repeats):
+        edited = client.inpaint(rotations=dance.rotations, root_translation=dance.root_translation,
+                                contacts=dance.contacts, keep=range_mask(900, 300, 450), seed=k,
+                                audio_hash=audio_hash)
+        edits.append(edited.timings["generation_s"])
+        five = client.generate(audio, seed=k, start=10.0, seconds=5.0)
+        fives.append(five.timings["generation_s"])
+        thirty = client.generate(audio, seed=k, seconds=DANCE_SECONDS)
+        thirties.append(thirty.timings["generation_s"])
+    return {"edit_5s_s": statistics.median(edits), "generate_5s_s": statistics.median(fives),
+            "dance_rate_5s_s": statistics.median(thirties) / 6.0}
+
+
+def bench_server(repeats: int, pings: int) -> dict[str, Any]:
+    """Everything measured on one warm CPU server; see the module docstring."""
+    import soundfile as sf
+
+    from backend.cli import EXAMPLE_SONG
+    from backend.server.config import ServerConfig
+    from backend.server.process import start_server_process
+
+    samples, rate = sf.read(EXAMPLE_SONG, dtype="float32", always_2d=True)
+    samples = samples.mean(axis=1)
+    t0 = time.perf_counter()
+    server = start_server_process(ServerConfig(device="cpu"))
+    cold = time.perf_counter() - t0
+    totals, firsts, generation, chunks = [], [], [], []
+    peak = None
+    try:
+        with server.client(timeout=120) as client:
+            for k in range(repeats):
+                audio = song_variant(samples, rate, k)
+                chunks = []
+                t0 = time.perf_counter()
+
+                def on_chunk(chunk: Any, t0: float = t0, chunks: list = chunks) -> None:
+                    if not chunks:
+                        firsts.append(time.perf_counter() - t0)
+                    chunks.append(chunk)
+
+                result = client.generate(audio, seed=k, seconds=DANCE_SECONDS, on_chunk=on_chunk)
+                totals.append(time.perf_counter() - t0)
+                generation.append(result.timings.get("generation_s", float("nan")))
+                if result.num_frames != int(DANCE_SECONDS * result.fps):
+                    raise RuntimeError(f"asked for {DANCE_SECONDS} s, got {result.num_frames} frames")
+            editing = _editing(client, result, audio, repeats)
+            idle = ping_latencies(client, pings)
+            busy, jobs = busy_ping_latencies(client, song_variant(samples, rate, 1000), pings, DANCE_SECONDS)
+        peak = peak_rss_mb(server.proc.pid)
+    finally:
+        server.stop()
+    return {"cold_start_s": cold, "warm_30s_dance_s": statistics.median(totals),
+            "first_chunk_s": statistics.median(firsts), "runs": repeats,
+            "all_totals": totals, "all_firsts": firsts,
+            "dance_generation_s": statistics.median(generation), **editing,
+            "ping_idle_s": idle, "ping_busy_s": busy, "ping_busy_jobs": jobs,
+            "peak_rss_mb": peak, "chunk_frames": [c.num_frames for c in chunks],
+            "chunks": chunks}
