@@ -137,7 +137,13 @@ def test_cancel_a_queued_job_removes_it_at_once(backend_server):
         client.cancel(accepted.job_id)
         end = wait_for(client, queued_id, {"cancelled", "done", "error"})[-1]
         assert end.type == "cancelled"
-        assert client.ping()["stats"]["running_job"] == long_job  # the long one still runs
+        # the long one runs on: "accepted" with queue position 0 means no job is ahead of
+        # it, not that the worker thread has already taken it (under load it may take a
+        # moment), so wait for it to show as running
+        deadline = time.monotonic() + 10.0
+        while (running := client.ping()["stats"]["running_job"]) is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert running == long_job
         client.cancel(long_job)
         assert wait_for(client, long_id, {"cancelled", "done", "error"})[-1].type == "cancelled"
 
