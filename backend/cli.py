@@ -269,7 +269,9 @@ def _add_train_arguments(p: argparse.ArgumentParser) -> None:
     d = TrainConfig(data="", out="")
     p.add_argument("data", help="dataset folder: AIST++ layout, BVH + audio pairs, or npz + audio pairs")
     p.add_argument("--out", required=True, help="run folder (checkpoint.pt, model.pt, loss_log.jsonl)")
-    p.add_argument("--model", default=d.model, choices=["edge"])
+    from backend.training.recipes import RECIPES
+    p.add_argument("--model", default=d.model, choices=sorted(RECIPES),
+                   help="which generator to train (docs/models.md)")
     p.add_argument("--steps", type=int, default=d.steps)
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--lr", type=float, default=d.lr)
@@ -285,6 +287,17 @@ def _add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--heads", type=int, default=None)
     p.add_argument("--window-seconds", type=float, default=None, help="training window length")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    p.add_argument("--config", action="append", default=[], metavar="KEY=VALUE",
+                   help="any other field of the model's config (repeatable), e.g. --config predict_frames=20")
+
+
+def _config_value(text: str):
+    """A --config value as JSON when it parses (numbers, true/false, lists), else the string."""
+    import json
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -300,6 +313,11 @@ def _train(args: argparse.Namespace) -> int:
     if args.window_seconds is not None:
         from backend.conventions import FPS
         overrides["window_frames"] = int(round(args.window_seconds * FPS))
+    for item in args.config:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"choreo train: --config takes KEY=VALUE, got {item!r}")
+        overrides[key.strip()] = _config_value(value.strip())
     cfg = TrainConfig(
         data=args.data, out=args.out, model=args.model, steps=args.steps, batch_size=args.batch_size,
         lr=args.lr, ema_decay=args.ema_decay, seed=args.seed, save_every=args.save_every,

@@ -1,11 +1,13 @@
-"""Measure how the bundled default model dances; writes docs/model_card_edge.md.
+"""Measure how a bundled model dances; writes its model card, docs/model_card_<model>.md.
 
-    python benchmarks/dance_check.py [--checkpoint PATH] [--out docs/model_card_edge.md]
+    python benchmarks/dance_check.py [--model edge] [--checkpoint PATH] [--out PATH]
 
 Generates 30 s on each real song in ../shared/data/music/sectoid (a 30 s excerpt
 from 0:30) and on the bundled example, with two seeds, and reports the checks of
 ``backend.metrics.dance_report``. The whole model card is written by this script,
-so its figures always come from a run anyone can repeat.
+so its figures always come from a run anyone can repeat. What each model is and its
+limits come from its training recipe (``card_about``, ``CARD_LIMITS`` in
+``backend/training/recipe_<model>.py``).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ if str(REPO) not in sys.path:
 
 SHARED_SONGS = REPO.parent / "shared" / "data" / "music" / "sectoid"
 
-TRAINING_HISTORY = """\
+TRAINING_HISTORY: dict[str, str] = {"edge": """\
 How the bundled checkpoint was made (2 CPU cores, no GPU):
 
 ```bash
@@ -37,7 +39,7 @@ cp RUN/model.pt backend/checkpoints/edge_default.pt
 That is 496 clips of 12 s (99 minutes of dance): 400 synthesised songs and 4 Sectoid songs
 x 8 excerpts x 3 dances. One honest detail: the first 1500 steps ran on a build made
 before the procedural dances were put exactly on the heard beats (same command, an
-earlier `procedural.py`); training then resumed (`--resume`) on the current build."""
+earlier `procedural.py`); training then resumed (`--resume`) on the current build."""}
 SECONDS = 30.0
 SEEDS = (0, 1)
 
@@ -50,15 +52,15 @@ def songs() -> list[tuple[str, Path, float]]:
     return found
 
 
-def run(checkpoint: Path | None, out: Path) -> dict:
+def run(model: str, checkpoint: Path | None, out: Path) -> dict:
     from backend.metrics.dance_report import generate_clip, measure_dance, style_distance, style_vector
     from backend.models.checkpoint import load_checkpoint
     from backend.models.registry import MODELS, load_generator
     from backend.music.audio import decode_audio
     from backend.music.features import FEATURE_SAMPLE_RATE, analyse_music
 
-    path = checkpoint or MODELS["edge"].default_checkpoint
-    generator = load_generator("edge", device="cpu", checkpoint=path)
+    path = checkpoint or MODELS[model].default_checkpoint
+    generator = load_generator(model, device="cpu", checkpoint=path)
     rows, styles = [], {}
     for name, song, offset in songs():
         samples = decode_audio(song, FEATURE_SAMPLE_RATE)
@@ -77,6 +79,8 @@ def run(checkpoint: Path | None, out: Path) -> dict:
     within = [style_distance(styles[(n, SEEDS[0])], styles[(n, SEEDS[1])]) for n in names]
     ckpt = load_checkpoint(path)
     summary = {
+        "model": model,
+        "family": MODELS[model].family,
         "checkpoint": str(path.relative_to(REPO) if path.is_relative_to(REPO) else path),
         "trained_steps": int(ckpt.get("step", 0)),
         "config": ckpt["config"],
@@ -90,25 +94,36 @@ def run(checkpoint: Path | None, out: Path) -> dict:
     return summary
 
 
+def _train_command(model: str, train: dict) -> str:
+    """The ``choreo train`` command a checkpoint's stored arguments amount to."""
+    parts = [f"choreo train DATA --model {model} --out RUN --steps {train.get('steps')}",
+             f"--batch-size {train.get('batch_size')} --lr {train.get('lr')} --ema-decay {train.get('ema_decay')}"]
+    parts += [f"--config {k}={json.dumps(v)}" for k, v in (train.get("model_config") or {}).items()]
+    return " ".join(parts)
+
+
 def write_card(out: Path, s: dict) -> None:
-    cfg, train = s["config"], s["train_args"]
+    import importlib
+
+    from backend.training.recipes import RECIPES
+
+    model, cfg, train = s["model"], s["config"], s["train_args"]
+    recipe = importlib.import_module(RECIPES[model])
+    history = TRAINING_HISTORY.get(model) or (
+        "How the bundled checkpoint was made (2 CPU cores, no GPU), on the same procedural build as "
+        f"the default `edge` model (docs/model_card_edge.md):\n\n```bash\n{_train_command(model, train)}\n"
+        f"cp RUN/model.pt backend/checkpoints/{model}_default.pt\n```")
     rows = s["rows"]
     mean = lambda k: float(np.mean([r[k] for r in rows]))  # noqa: E731
     lines = [
-        "# Model card: `edge` default checkpoint",
+        f"# Model card: `{model}` default checkpoint",
         "",
-        f"File: `{s['checkpoint']}`. Written by `python benchmarks/dance_check.py` on "
+        f"File: `{s['checkpoint']}`. Written by `python benchmarks/dance_check.py --model {model}` on "
         f"{time.strftime('%Y-%m-%d')}; every figure below comes from that run.",
         "",
         "## What it is",
         "",
-        f"An EDGE-style diffusion transformer (`backend/models/edge.py`): width {cfg['d_model']}, "
-        f"{cfg['num_layers']} decoder layers, {cfg['num_heads']} heads, {cfg['music_layers']} music-encoder layers, "
-        f"{cfg['window_frames']}-frame windows at {cfg['fps']} fps, motion layout `{cfg['layout']}` "
-        f"({cfg['motion_channels']} channels), cosine schedule with {cfg['diffusion_steps']} steps, "
-        "sampled with DDIM. Long songs are generated window by window, each held to the last "
-        "(`backend/models/edge_generator.py`). It is small on purpose: it must run on two CPU cores "
-        "faster than real time (see docs/benchmarks.md).",
+        recipe.card_about(cfg),
         "",
         "## What it was trained on",
         "",
@@ -117,7 +132,7 @@ def write_card(out: Path, s: dict) -> None:
         "excerpts of the four MIT-licensed Sectoid songs. No motion capture and no third-party dance "
         "data: everything it learned can be shipped.",
         "",
-        TRAINING_HISTORY,
+        history,
         "",
         f"Training: `choreo train` with {s['trained_steps']} steps, batch {train.get('batch_size')}, "
         f"learning rate {train.get('lr')}, EMA decay {train.get('ema_decay')}, on the CPU of a "
@@ -151,14 +166,7 @@ def write_card(out: Path, s: dict) -> None:
         "",
         "## Limits",
         "",
-        "- It dances the vocabulary of the procedural data (grooves, steps, arm moves, turns), not the "
-        "range of real dancers; train on AIST++ or FineDance (`choreo train`) for that.",
-        "- Hands and fingers are not animated (the SMPL hand joints follow the wrists).",
-        "- It has seen only the music of its training set: synthesised styles and four rock songs.",
-        "- Seams fall on the stillest frame of each window's last second and are joined in position "
-        "and speed; in the frames after a seam the network's own motion can still speed up as fast "
-        "as the dance does elsewhere, which reads as a quick move rather than a pop.",
-        "- Its style is staccato: like its training data, it nearly stops on every beat.",
+        *[f"- {limit}" for limit in recipe.CARD_LIMITS],
         "",
     ]
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -168,10 +176,11 @@ def write_card(out: Path, s: dict) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="edge")
     parser.add_argument("--checkpoint", type=Path, default=None)
-    parser.add_argument("--out", type=Path, default=REPO / "docs" / "model_card_edge.md")
+    parser.add_argument("--out", type=Path, default=None, help="default: docs/model_card_<model>.md")
     args = parser.parse_args()
-    run(args.checkpoint, args.out)
+    run(args.model, args.checkpoint, args.out or REPO / "docs" / f"model_card_{args.model}.md")
     return 0
 
 

@@ -108,3 +108,13 @@ def test_motion_without_audio_is_logged(tmp_path, caplog):
     with caplog.at_level(logging.WARNING), pytest.raises(DatasetError):
         load_dance_folder(tmp_path)
     assert "x.npz" in caplog.text
+
+
+def test_style_labels_come_from_clip_names():
+    from backend.training.datasets import style_of
+    assert style_of("gBR_sBM_cAll_d04_mBR0_ch01") == "break"
+    assert style_of("gJB_sFM_cAll_d09_mJB5_ch10") == "ballet_jazz"
+    assert style_of("synth_0001_latin_93bpm") == "latin"
+    assert style_of("real_escape_from_chaosland_006s_v0") == "rock"
+    assert style_of("sub/dance_style-Salsa_01") == "salsa"
+    assert style_of("my_dance") == "unknown" and style_of("synth_x") == "unknown"

@@ -372,12 +372,12 @@ def generate_dances(model: str, music: str | Path, seeds: list[int], out_dir: st
     per dance, so a model can be scored on many songs quickly.
     """
     from backend.metrics.dance_report import generate_clip
-    from backend.models.registry import available_models, load_generator
+    from backend.models.registry import MODELS, load_generator
     from backend.music.audio import decode_audio
     from backend.music.features import FEATURE_SAMPLE_RATE, analyse_music, num_frames
 
-    if model not in available_models():
-        raise EvalError("unknown_model", f"unknown model {model!r}; available: {', '.join(available_models())}")
+    if model not in MODELS:
+        raise EvalError("unknown_model", f"unknown model {model!r}; registered: {', '.join(sorted(MODELS))}")
     songs = songs_in(Path(music))
     if not seeds:
         raise EvalError("bad_option", "at least one seed is needed")

@@ -35,13 +35,32 @@ def _load_edge(path: Path, device: str, name: str) -> Generator:
     return EdgeGenerator.from_checkpoint(path, device=device, name=name)
 
 
+def _load_popdg(path: Path, device: str, name: str) -> Generator:
+    from backend.models.popdg_generator import PopdgGenerator
+    return PopdgGenerator.from_checkpoint(path, device=device, name=name)
+
+
+def _load_fact(path: Path, device: str, name: str) -> Generator:
+    from backend.models.fact_generator import FactGenerator
+    return FactGenerator.from_checkpoint(path, device=device, name=name)
+
+
+def _load_dancenet(path: Path, device: str, name: str) -> Generator:
+    from backend.models.dancenet_generator import DanceNetGenerator
+    return DanceNetGenerator.from_checkpoint(path, device=device, name=name)
+
+
 MODELS: dict[str, ModelEntry] = {
     "edge": ModelEntry("edge", "diffusion", CHECKPOINT_DIR / "edge_default.pt", _load_edge),
+    "popdg": ModelEntry("popdg", "diffusion", CHECKPOINT_DIR / "popdg_default.pt", _load_popdg),
+    "fact": ModelEntry("fact", "autoregressive", CHECKPOINT_DIR / "fact_default.pt", _load_fact),
+    "dancenet": ModelEntry("dancenet", "autoregressive", CHECKPOINT_DIR / "dancenet_default.pt", _load_dancenet),
 }
 
 
 def available_models() -> list[str]:
-    return sorted(MODELS)
+    """Registered models whose bundled checkpoint is present (all of them in a release)."""
+    return sorted(name for name, entry in MODELS.items() if entry.default_checkpoint.exists())
 
 
 def resolve_device(device: str = "auto") -> str:

@@ -44,7 +44,8 @@ def generate_token() -> str:
 class ServerConfig:
     """Everything ``serve`` needs; the defaults are a private local backend.
 
-    models: generator names to load (empty: the registry's default); a name may
+    models: generator names to load (empty: every registered model whose bundled
+        checkpoint is present, so ``hello`` lists them all); a name may
         map to a checkpoint in ``checkpoints`` instead of its bundled weights.
     max_message_bytes: larger requests get a ``message_too_large`` reply.
     hard_max_message_bytes: a frame over this is refused by ZeroMQ itself, which
@@ -132,7 +133,7 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--connection-file", type=Path, default=None,
                         help="where to write the connection file (default: runtime dir)")
     parser.add_argument("--model", action="append", default=[], metavar="NAME[=CHECKPOINT]",
-                        help="model to load; repeat for several (default: the default model)")
+                        help="model to load; repeat for several (default: every bundled model)")
     parser.add_argument("--device", default=d.device, help="cpu, cuda, cuda:1 or auto")
     parser.add_argument("--max-audio-seconds", type=float, default=d.max_audio_seconds)
     parser.add_argument("--max-message-bytes", type=int, default=d.max_message_bytes)

@@ -92,13 +92,13 @@ class Server:
 
     def _load(self) -> None:
         """Load the models, the music cache, and warm everything up."""
-        from backend.models.registry import DEFAULT_MODEL, load_generator, resolve_device
+        from backend.models.registry import DEFAULT_MODEL, available_models, load_generator, resolve_device
         from backend.music import features
         from backend.music.cache import MusicCache
         from backend.server.warmup import warm_up
 
         self.device = resolve_device(self.config.device)
-        for name in self.config.models or (DEFAULT_MODEL,):
+        for name in self.config.models or tuple(available_models()) or (DEFAULT_MODEL,):
             t0 = time.monotonic()
             self.generators[name] = load_generator(name, self.device, self.config.checkpoints.get(name))
             log.info("loaded model %s on %s in %.1f s", name, self.device, time.monotonic() - t0)

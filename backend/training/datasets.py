@@ -41,6 +41,36 @@ class DatasetError(InputError):
     """A dataset folder we cannot use; ``code`` is a stable identifier."""
 
 
+AIST_GENRES: dict[str, str] = {
+    "gBR": "break", "gPO": "pop", "gLO": "lock", "gMH": "middle_hiphop", "gLH": "la_hiphop",
+    "gHO": "house", "gWA": "waack", "gKR": "krump", "gJS": "street_jazz", "gJB": "ballet_jazz",
+}
+"""AIST++ genre codes (the first token of a sequence name), from the AIST Dance DB."""
+
+
+def style_of(name: str) -> str:
+    """A clip's style label, read from its name; ``"unknown"`` when the name says none.
+
+    * AIST++ ``gBR_sBM_cAll_d04_mBR0_ch01`` -> its genre (``AIST_GENRES``);
+    * our procedural build: ``synth_0001_latin_93bpm`` -> the synthesised style,
+      ``real_<song>_...`` (Sectoid rock/metal excerpts) -> ``"rock"``;
+    * any other name: a ``style-<label>`` token (``dance_style-salsa_01``) -> that label.
+    Models conditioned on style (DanceNet) learn one embedding per label found.
+    """
+    base = Path(name).name
+    tokens = base.split("_")
+    if tokens[0] in AIST_GENRES:
+        return AIST_GENRES[tokens[0]]
+    if tokens[0] == "synth" and len(tokens) >= 4:
+        return tokens[2]
+    if tokens[0] == "real":
+        return "rock"
+    for token in tokens:
+        if token.startswith("style-") and len(token) > len("style-"):
+            return token[len("style-"):].lower()
+    return "unknown"
+
+
 @dataclass
 class DanceItem:
     name: str

@@ -1,8 +1,10 @@
-"""``choreo train``: train a diffusion generator on a dance dataset folder.
+"""``choreo train``: train any registered generator on a dance dataset folder.
 
 One loop, readable top to bottom (in the spirit of nanoGPT's train.py):
 prepare (motion, music) pairs once, fit the normaliser, then repeat: sample random
-windows, noise them, predict x0, take EDGE's losses, step, update the EMA copy.
+windows, take the model's losses (its recipe, ``backend/training/recipes.py``), step,
+update the EMA copy. What differs between models (diffusion noise and x0 prediction,
+next-frames prediction, a mixture likelihood) lives in their recipes, not here.
 
 Checkpoints hold the config, the normaliser (plain tensors), the EMA weights that
 sampling uses, and what resuming needs (weights, optimizer, step, loss log).
@@ -33,11 +35,10 @@ from torch.nn.parallel import DistributedDataParallel
 
 from backend.conventions import FPS
 from backend.models.checkpoint import load_checkpoint, save_checkpoint
-from backend.models.diffusion import GaussianDiffusion
-from backend.models.edge import EdgeConfig, EdgeDenoiser
-from backend.motion.layout import LAYOUTS, MotionLayout
+from backend.motion.layout import MotionLayout
 from backend.motion.normalizer import Normalizer
-from backend.training.losses import LossWeights, edge_losses
+from backend.training.datasets import style_of
+from backend.training.recipes import UNKNOWN_STYLE, Batch, make_recipe
 
 log = logging.getLogger("choreo.train")
 
@@ -60,8 +61,8 @@ class TrainConfig:
     device: str = "auto"
     resume: bool = False
     progress: bool = True
-    model_config: dict = field(default_factory=dict)  # EdgeConfig overrides
-    loss_weights: dict = field(default_factory=dict)  # LossWeights overrides
+    model_config: dict = field(default_factory=dict)  # overrides of the model's config
+    loss_weights: dict = field(default_factory=dict)  # overrides of the model's loss weights
 
 
 # ---------------------------------------------------------------- data
@@ -74,6 +75,10 @@ class TrainingData:
     motions: list[torch.Tensor]  # (T_i, C) raw layout channels
     music: list[torch.Tensor]  # (T_i, 35)
     names: list[str]
+
+    def styles(self) -> list[str]:
+        """Each clip's style label, from its name (``datasets.style_of``)."""
+        return [style_of(name) for name in self.names]
 
     def save(self, path: Path) -> None:
         lengths = [m.shape[0] for m in self.motions]
@@ -121,8 +126,10 @@ def prepare_training_data(data_dir: Path, layout: MotionLayout, min_frames: int)
     return TrainingData(motions, music, names)
 
 
-def sample_windows(data: TrainingData, batch: int, window: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Random windows, clips chosen in proportion to how many windows they hold."""
+def sample_windows(data: TrainingData, batch: int, window: int,
+                   gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Random windows (motion, music) and their clips' indices, clips chosen in
+    proportion to how many windows they hold."""
     weights = torch.tensor([m.shape[0] - window + 1 for m in data.motions], dtype=torch.float)
     clips = torch.multinomial(weights, batch, replacement=True, generator=gen)
     xs, cs = [], []
@@ -130,7 +137,7 @@ def sample_windows(data: TrainingData, batch: int, window: int, gen: torch.Gener
         start = int(torch.randint(0, data.motions[c].shape[0] - window + 1, (1,), generator=gen))
         xs.append(data.motions[c][start:start + window])
         cs.append(data.music[c][start:start + window])
-    return torch.stack(xs), torch.stack(cs)
+    return torch.stack(xs), torch.stack(cs), clips
 
 
 # ---------------------------------------------------------------- loop
@@ -150,17 +157,22 @@ def train(cfg: TrainConfig) -> Path:
     torch.manual_seed(cfg.seed)
 
     resume = load_checkpoint(ckpt_path) if cfg.resume and ckpt_path.exists() else None
-    model_cfg = EdgeConfig.from_dict({**EdgeConfig().to_dict(), **cfg.model_config,
-                                      **(resume["config"] if resume else {})})
-    layout = LAYOUTS[model_cfg.layout]
-    model_cfg.motion_channels = layout.num_channels
+    if resume is not None and resume.get("model", cfg.model) != cfg.model:
+        raise ValueError(f"{ckpt_path} trains model {resume.get('model')!r}, not {cfg.model!r}")
+    recipe = make_recipe(cfg.model, {**cfg.model_config, **(resume["config"] if resume else {}),
+                                     **({"loss_weights": cfg.loss_weights} if cfg.loss_weights else {})})
+    layout, window = recipe.layout, recipe.window_frames
 
-    data = _prepared_data(cfg, layout, model_cfg.window_frames, out, is_main, distributed)
+    data = _prepared_data(cfg, layout, window, out, is_main, distributed)
     normalizer = (Normalizer.from_state_dict(resume["normalizer"]) if resume
                   else Normalizer.fit(torch.cat(data.motions), layout))
     data.motions = [normalizer.normalize(m) for m in data.motions]
+    clip_styles = data.styles()
+    styles = tuple(resume["config"].get("styles", ())) if resume else ()
+    styles = styles or (UNKNOWN_STYLE, *sorted(set(clip_styles) - {UNKNOWN_STYLE}))
+    style_index = torch.tensor([styles.index(s) if s in styles else 0 for s in clip_styles])
 
-    model = EdgeDenoiser(model_cfg).to(device)
+    model = recipe.build(styles).to(device)
     ema = copy.deepcopy(model).eval().requires_grad_(False)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     step, loss_log = 0, []
@@ -170,8 +182,6 @@ def train(cfg: TrainConfig) -> Path:
         optimizer.load_state_dict(resume["optimizer"])
         step, loss_log = int(resume["step"]), list(resume.get("loss_log", []))
     net = DistributedDataParallel(model) if distributed else model
-    diffusion = GaussianDiffusion(model_cfg.diffusion_steps)
-    weights = LossWeights(**cfg.loss_weights)
     denorm = normalizer.denormalize
     gen = torch.Generator().manual_seed(cfg.seed * 1000 + rank + step)
     per_rank_batch = max(1, cfg.batch_size // world)
@@ -179,11 +189,10 @@ def train(cfg: TrainConfig) -> Path:
     bar = _progress(cfg, step) if is_main else None
     started = time.time()
     while step < cfg.steps:
-        x0, music = (t.to(device) for t in sample_windows(data, per_rank_batch, model_cfg.window_frames, gen))
-        t = diffusion.sample_timesteps(per_rank_batch, gen).to(device)
-        x_t = diffusion.q_sample(x0, t, torch.randn(x0.shape, generator=gen).to(device))
-        drop = (torch.rand(per_rank_batch, generator=gen) < model_cfg.cond_drop_prob).to(device)
-        losses = edge_losses(net(x_t, t, music, drop), x0, layout, denorm, weights)
+        motion, music, clips = sample_windows(data, per_rank_batch, window, gen)
+        batch = Batch(motion=motion.to(device), music=music.to(device),
+                      style=style_index[clips].to(device), denormalize=denorm)
+        losses = recipe.losses(net, batch, gen)
 
         for group in optimizer.param_groups:
             group["lr"] = _lr(cfg, step)
@@ -206,7 +215,7 @@ def train(cfg: TrainConfig) -> Path:
             bar.update(1)
         if is_main and (step % cfg.save_every == 0 or step == cfg.steps):
             save_checkpoint(ckpt_path, {
-                "model": cfg.model, "config": model_cfg.to_dict(), "normalizer": normalizer.state_dict(),
+                "model": cfg.model, "config": recipe.config(), "normalizer": normalizer.state_dict(),
                 "ema": ema.state_dict(), "weights": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "step": step, "train_args": _plain(asdict(cfg)), "loss_log": loss_log,
                 "world_size": world,
