@@ -33,6 +33,8 @@ ERROR_CODES: dict[str, str] = {
                         "asked to keep some joints while it changes others in the same frames).",
     "queue_full": "The job queue is full; try again when a job finishes.",
     "unknown_job": "No queued or running job of this client has that job_id.",
+    "client_timeout": "The backend heard nothing from this client (no request, no ping) for its "
+                      "client_timeout_s and stopped the client's job; the job sends nothing more.",
     "unauthorized": "The request lacks the server's auth token, or carries a wrong one.",
     "internal": "The backend failed while handling the request; it keeps serving.",
 }

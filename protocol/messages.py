@@ -25,7 +25,7 @@ import numpy as np
 from protocol.errors import ProtocolError
 
 PROTOCOL_NAME = "choreo"
-PROTOCOL_VERSION = "1.1"
+PROTOCOL_VERSION = "1.2"
 PROTOCOL_MAJOR = 1
 
 REQUEST_TYPES: frozenset[str] = frozenset({"hello", "generate", "inpaint", "cancel", "ping", "shutdown"})

@@ -1,7 +1,7 @@
 """Every kind of bad input over the real socket: each gets a clear error (or, for a vanished
 client, its job is dropped), the server stays up, and a normal request right after works.
 
-The module's server has a token, a 20 s audio limit, a queue of one and a 2 s client
+The module's server has a token, a 20 s audio limit, a queue of one and a 4 s client
 timeout, so that every limit can be hit quickly. Raw DEALER sockets send what the
 client class never would.
 """
@@ -31,7 +31,7 @@ SOFT_LIMIT = 64 * 1024 * 1024
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     proc = start_test_server(tmp_path_factory.mktemp("bad_input"), token=TOKEN, max_audio_seconds=20.0,
-                             max_queue=1, client_timeout=2.0, hard_max_message_bytes=HARD_LIMIT,
+                             max_queue=1, client_timeout=4.0, hard_max_message_bytes=HARD_LIMIT,
                              max_message_bytes=SOFT_LIMIT)
     yield proc
     proc.stop()
@@ -290,12 +290,36 @@ def test_a_silent_client_has_its_job_dropped(server, raw):
     raw.send_multipart(raw_frames("generate", {"audio": np.frombuffer(wav_bytes(15.0, seed=6), np.uint8)},
                                   content={"seed": 1, "options": {"steps": 200}}))
     assert answer(raw).type == "accepted"
-    # connected but never pings again; the server's client_timeout is 2 s
+    # connected but never pings again; the server's client_timeout is 4 s
     wait_for_drop(server, before, timeout=15)
     assert dropped(server) == before + 1
     assert "silent for" in server.log_text()
+    # it was only silent, not gone: it is told its job is over instead of waiting forever
+    messages = [answer(raw, timeout=30)]
+    while messages[-1].type not in ("error", "done", "cancelled"):
+        messages.append(answer(raw, timeout=30))
+    assert messages[-1].type == "error" and messages[-1].content["code"] == "client_timeout", messages[-1]
+    assert raw.poll(500) == 0  # and nothing more
     assert_job_stops(server)
     assert_serving(server, generate=True)
+
+
+def test_a_queued_job_of_a_silent_client_is_ended_with_client_timeout(server, raw):
+    with client(server) as busy:
+        running = busy.submit_generate(wav_bytes(15.0, seed=4), seed=1, options={"steps": 200})
+        running_job = wait_for(busy, running, {"accepted"})[-1].job_id
+        raw.send_multipart(raw_frames("generate", {"audio": np.frombuffer(wav_bytes(3.0, seed=7), np.uint8)},
+                                      content={"seed": 2}))
+        queued = answer(raw)
+        assert queued.type == "accepted" and queued.content["queue_position"] == 1
+        ended = answer(raw, timeout=15)  # the raw client never pings
+        assert ended.type == "error" and ended.content["code"] == "client_timeout"
+        assert ended.job_id == queued.job_id
+        # the busy client did not poll while this test waited either: its running job
+        # was stopped at the same check, and it hears so when it next reads
+        end = wait_for(busy, running, {"cancelled", "done", "error"})[-1]
+        assert end.type == "error" and end.content["code"] == "client_timeout" and end.job_id == running_job
+    assert_serving(server)
 
 
 # -- addresses and signals ----------------------------------------------------------------------

@@ -17,6 +17,13 @@ from typing import Any
 import numpy as np
 
 from protocol.errors import ChoreoError
+from protocol.messages import Message, error
+
+
+def client_timeout_error(why: str) -> Message:
+    """What a silent client hears about the job the server stopped for it."""
+    return error("client_timeout", f"job stopped: {why}. A client with a job open must send "
+                 "something (ping) at least every client_timeout_s / 4 seconds")
 
 
 @dataclass(frozen=True)
@@ -70,7 +77,7 @@ class Job:
     audio: bytes
     submitted: float = field(default_factory=time.monotonic)
     state: str = "queued"  # queued | running | finished
-    stop_reason: str | None = None  # cancel | dropped | shutdown
+    stop_reason: str | None = None  # cancel | dropped (client gone) | silent (client_timeout) | shutdown
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
 
     def stop(self, reason: str) -> bool:

@@ -33,7 +33,7 @@ import zmq
 from backend.conventions import FPS
 from backend.motion.skeleton import JOINT_NAMES
 from backend.server.config import ServerConfig
-from backend.server.jobs import Job, JobBoard, Stats
+from backend.server.jobs import Job, JobBoard, Stats, client_timeout_error
 from backend.server.validation import audio_bytes, parse_generate, parse_inpaint
 from protocol.connection import default_connection_file, write_connection_file
 from protocol.errors import ChoreoError, ProtocolError
@@ -455,12 +455,20 @@ class Server:
             if job.identity == identity:
                 self._drop(job, f"client {identity.hex()} is gone: {why}")
 
-    def _drop(self, job: Job, why: str) -> None:
-        if job.state == "finished" or not job.stop("dropped"):
+    def _drop(self, job: Job, why: str, silent: bool = False) -> None:
+        """Stop a job whose client is gone, or (``silent``) has said nothing for too long.
+
+        A gone client cannot be told anything. A silent one may only be slow (a frozen
+        UI, a loaded machine), so it gets an ``error`` ``client_timeout`` and knows its
+        job is over instead of waiting for it forever.
+        """
+        if job.state == "finished" or not job.stop("silent" if silent else "dropped"):
             return
-        self.board.remove_queued(job)
+        removed = self.board.remove_queued(job)
         self.stats.add("jobs_dropped")
         log.warning("dropping job %s: %s", job.job_id, why)
+        if silent and removed:  # a running one is told by the worker when it stops
+            self._send_job(job, client_timeout_error(why))
 
     def _check_clients(self) -> None:
         """Drop the jobs of clients silent for longer than ``client_timeout``."""
@@ -472,7 +480,7 @@ class Server:
             silent = now - max(self._last_seen.get(job.identity, 0.0), job.submitted)
             if silent > self.config.client_timeout:
                 self._drop(job, f"client {job.identity.hex()} silent for {silent:.1f} s "
-                                f"(client_timeout {self.config.client_timeout:g} s)")
+                                f"(client_timeout {self.config.client_timeout:g} s)", silent=True)
         busy = {job.identity for job in self.board.active()}
         for identity, seen in list(self._last_seen.items()):
             if identity not in busy and now - seen > 600:

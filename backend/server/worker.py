@@ -22,7 +22,7 @@ from backend.editing.masks import match_hemispheres, restore_kept
 from backend.errors import InputError
 from backend.models.base import Cancelled, EditRequest, GenerationRequest, Generator, MotionChunk
 from backend.motion.skeleton import NUM_JOINTS
-from backend.server.jobs import GenerateSpec, InpaintSpec, Job, JobBoard, Stats
+from backend.server.jobs import GenerateSpec, InpaintSpec, Job, JobBoard, Stats, client_timeout_error
 from backend.server.validation import resolve_range
 from protocol.errors import ERROR_CODES, ChoreoError
 from protocol.messages import Message, encode, error
@@ -218,6 +218,9 @@ class Worker(threading.Thread):
         if job.stop_reason == "dropped":
             log.info("job %s stopped: its client is gone", job.job_id)
             return None
+        if job.stop_reason == "silent":
+            log.info("job %s stopped: its client was silent too long", job.job_id)
+            return client_timeout_error("the backend heard nothing from this client for too long")
         self.stats.add("jobs_cancelled")
         log.info("job %s cancelled (%s)", job.job_id, job.stop_reason)
         return Message("cancelled", {"reason": job.stop_reason or "cancel"})
