@@ -1,10 +1,14 @@
-"""The diffusion maths: schedule, forward noising, DDIM, inpainting, guidance."""
+"""The diffusion maths: schedule, forward noising, DDIM, inpainting, guidance, learned variance."""
 
 from __future__ import annotations
 
+import math
+
 import torch
 
-from backend.models.diffusion import GaussianDiffusion, Inpainting, cosine_alphas_cumprod
+from backend.models.diffusion import (
+    GaussianDiffusion, Inpainting, LearnedVarianceDiffusion, cosine_alphas_cumprod, gaussian_nll, normal_kl,
+)
 from backend.models.edge import EdgeConfig, EdgeDenoiser
 
 
@@ -87,3 +91,61 @@ def test_denoiser_accepts_any_window_length_and_guidance_blends_two_passes():
     torch.testing.assert_close(guided, uncond + 2.5 * (cond - uncond), atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(plain, cond, atol=1e-6, rtol=1e-6)
     assert not torch.allclose(cond, uncond)
+
+
+# ---------------------------------------------------------------- improved DDPM (POPDG)
+
+
+def test_kl_between_gaussians_has_its_known_values():
+    m, lv = torch.randn(50), torch.randn(50)
+    torch.testing.assert_close(normal_kl(m, lv, m, lv), torch.zeros(50))
+    zero = torch.zeros(1)
+    # KL(N(0,1) || N(1,1)) = 1/2; KL(N(0,1) || N(0,e^2)) = (2 + e^-2 - 1) / 2
+    torch.testing.assert_close(normal_kl(zero, zero, zero + 1, zero), torch.tensor([0.5]))
+    torch.testing.assert_close(normal_kl(zero, zero, zero, zero + 2), torch.tensor([0.5 * (1 + math.exp(-2))]))
+    assert torch.all(normal_kl(m, lv, torch.randn(50), torch.randn(50)) >= 0)
+
+
+def test_gaussian_nll_is_the_negative_log_density():
+    x, mean, log_var = torch.tensor([0.3]), torch.tensor([-0.2]), torch.tensor([math.log(0.25)])
+    expected = -torch.distributions.Normal(mean, 0.5).log_prob(x)
+    torch.testing.assert_close(gaussian_nll(x, mean, log_var), expected)
+
+
+def test_posterior_matches_bayes_rule_and_the_variance_interpolates_in_log_space():
+    d = LearnedVarianceDiffusion(1000)
+    abar = d.alphas_cumprod
+    t = torch.tensor([1, 10, 500, 999])
+    x0, xt = torch.randn(4, 3, dtype=torch.float64), torch.randn(4, 3, dtype=torch.float64)
+    # Bayes: q(x_{t-1} | x0) = N(sqrt(abar') x0, 1 - abar'), q(x_t | x_{t-1}) = N(sqrt(a_t) x_{t-1}, b_t)
+    prev, alpha = abar[t - 1][:, None], (abar[t] / abar[t - 1])[:, None]
+    precision = 1 / (1 - prev) + alpha / (1 - alpha)
+    mean = (prev.sqrt() * x0 / (1 - prev) + alpha.sqrt() * xt / (1 - alpha)) / precision
+    got_mean, got_log_var = d.q_posterior(x0, xt, t)
+    torch.testing.assert_close(got_mean, mean)
+    torch.testing.assert_close(got_log_var, (1 / precision).log().expand_as(xt))
+    # v = 1 gives log beta_t, v = 0 the posterior's log beta~_t, v = 1/2 halfway in log space
+    ones = torch.ones(4, 3, dtype=torch.float64)
+    torch.testing.assert_close(d.model_log_variance(ones, t), (1 - alpha).log().expand_as(xt))
+    torch.testing.assert_close(d.model_log_variance(0 * ones, t), got_log_var)
+    torch.testing.assert_close(d.model_log_variance(0.5 * ones, t), 0.5 * ((1 - alpha).log() + got_log_var))
+    assert torch.all(d.posterior_log_variance[1:] < torch.log(d.betas[1:]))  # beta~_t < beta_t
+    assert torch.isfinite(d.posterior_log_variance).all()  # t = 0 clipped to beta~_1
+
+
+def test_vlb_is_zero_for_a_perfect_model_and_trains_only_the_variance():
+    d = LearnedVarianceDiffusion(1000)
+    x0 = torch.randn(3, 8, 4)
+    t = torch.tensor([5, 300, 990])
+    xt = d.q_sample(x0, t)
+    exact = d.vlb_terms(x0, xt, t, x0.clone(), torch.zeros_like(x0))  # v = 0: the true posterior
+    torch.testing.assert_close(exact, torch.zeros(3), atol=1e-5, rtol=0)
+    pred = (x0 + 0.1 * torch.randn_like(x0)).requires_grad_()
+    v = torch.full_like(x0, 0.5).requires_grad_()
+    loss = d.vlb_terms(x0, xt, t, pred, v).mean()
+    loss.backward()
+    assert loss > 0 and pred.grad is None and v.grad.abs().sum() > 0  # stop-gradient on the mean
+    t0 = torch.tensor([0, 0, 0])  # the t = 0 term: Gaussian NLL of x0, in bits per dimension
+    nll = d.vlb_terms(x0, d.q_sample(x0, t0), t0, x0, torch.ones_like(x0))
+    torch.testing.assert_close(nll, torch.full((3,), 0.5 * (math.log(2 * math.pi) + math.log(d.betas[0])) / math.log(2)))
+    assert d.hybrid_vlb_weight(0.001) == 1.0

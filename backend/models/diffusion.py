@@ -10,7 +10,12 @@ Sources of the formulas:
   Models", ICML 2021, eq. 17 (s = 0.008, betas clipped at 0.999);
 * q(x_t | x_0) and the DDIM update: Song, Meng & Ermon, "Denoising Diffusion
   Implicit Models", ICLR 2021, eq. 12 (eta = 0 gives the deterministic sampler);
-* classifier-free guidance: Ho & Salimans, 2022 (x0 = x0_u + w (x0_c - x0_u)).
+* classifier-free guidance: Ho & Salimans, 2022 (x0 = x0_u + w (x0_c - x0_u));
+* learned variance and the variational bound (``LearnedVarianceDiffusion``, used by
+  POPDG): Nichol & Dhariwal 2021, eq. 15 (log-space interpolation between beta_t and
+  the posterior variance), eq. 16 (hybrid loss, lambda = 0.001), and Ho, Jain & Abbeel,
+  "Denoising Diffusion Probabilistic Models", NeurIPS 2020, eqs. 5-7 (the posterior
+  q(x_{t-1} | x_t, x_0) and the KL terms of the bound).
 """
 
 from __future__ import annotations
@@ -138,3 +143,84 @@ class GaussianDiffusion:
         if sigma > 0:
             x_next = x_next + sigma * torch.randn(x.shape, generator=generator, device=x.device)
         return x_next
+
+
+# ---------------------------------------------------------------- improved DDPM
+
+
+def normal_kl(mean1: Tensor, log_var1: Tensor, mean2: Tensor, log_var2: Tensor) -> Tensor:
+    """KL(N(mean1, e^log_var1) || N(mean2, e^log_var2)) per element, in nats."""
+    return 0.5 * (log_var2 - log_var1 + torch.exp(log_var1 - log_var2)
+                  + (mean1 - mean2) ** 2 * torch.exp(-log_var2) - 1.0)
+
+
+def gaussian_nll(x: Tensor, mean: Tensor, log_var: Tensor) -> Tensor:
+    """-log N(x; mean, e^log_var) per element, in nats.
+
+    The bound's t = 0 term. Nichol & Dhariwal use a discretised Gaussian because image
+    pixels are 8-bit integers; motion channels are continuous, so the term is the plain
+    Gaussian density (a density, so it can go below zero).
+    """
+    return 0.5 * (math.log(2 * math.pi) + log_var + (x - mean) ** 2 * torch.exp(-log_var))
+
+
+class LearnedVarianceDiffusion(GaussianDiffusion):
+    """The cosine schedule plus what a learned reverse variance needs (improved DDPM).
+
+    The network predicts x0 (the mean parametrisation EDGE uses and POPDG builds on)
+    and, per channel, a value v in [0, 1]; the reverse process is
+
+        p(x_{t-1} | x_t) = N(mu~(x_t, x0_hat), exp(v log beta_t + (1 - v) log beta~_t))
+
+    where mu~ and beta~ are the mean and variance of the true posterior
+    q(x_{t-1} | x_t, x0). Sampling is still DDIM (``ddim_sample``, which needs only x0);
+    the variance is what the variational-bound term of the hybrid loss trains.
+    """
+
+    def __init__(self, num_steps: int = 1000) -> None:
+        super().__init__(num_steps)
+        abar = self.alphas_cumprod
+        abar_prev = torch.cat([abar.new_ones(1), abar[:-1]])
+        self.betas = 1.0 - abar / abar_prev
+        self.posterior_variance = self.betas * (1.0 - abar_prev) / (1.0 - abar)
+        # beta~_0 = 0; like Nichol & Dhariwal, its log takes beta~_1 so it stays finite.
+        self.posterior_log_variance = torch.log(
+            torch.cat([self.posterior_variance[1:2], self.posterior_variance[1:]]))
+        self.posterior_mean_x0 = self.betas * abar_prev.sqrt() / (1.0 - abar)
+        self.posterior_mean_xt = (1.0 - abar_prev) * (1.0 - self.betas).sqrt() / (1.0 - abar)
+
+    def _at(self, table: Tensor, t: Tensor, like: Tensor) -> Tensor:
+        return table.to(like.device)[t].to(like.dtype).view(-1, *([1] * (like.dim() - 1)))
+
+    def q_posterior(self, x0: Tensor, x_t: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
+        """Mean and log variance of q(x_{t-1} | x_t, x0) (Ho et al. eqs. 6-7)."""
+        mean = self._at(self.posterior_mean_x0, t, x_t) * x0 + self._at(self.posterior_mean_xt, t, x_t) * x_t
+        return mean, self._at(self.posterior_log_variance, t, x_t).expand_as(x_t)
+
+    def model_log_variance(self, v: Tensor, t: Tensor) -> Tensor:
+        """log sigma_t^2 = v log beta_t + (1 - v) log beta~_t, v in [0, 1] (N&D eq. 15)."""
+        max_log = self._at(torch.log(self.betas), t, v)
+        min_log = self._at(self.posterior_log_variance, t, v)
+        return v * max_log + (1.0 - v) * min_log
+
+    def vlb_terms(self, x0: Tensor, x_t: Tensor, t: Tensor, x0_pred: Tensor, v: Tensor) -> Tensor:
+        """L_t per sample in bits per dimension: KL(q(x_{t-1}|x_t,x0) || p(x_{t-1}|x_t)),
+        or at t = 0 the Gaussian NLL of x0 under p(x_0 | x_1).
+
+        The model's mean uses ``x0_pred`` detached: the bound only trains the variance,
+        the simple loss trains the mean (N&D sec. 3.1, the stop-gradient of L_hybrid).
+        """
+        true_mean, true_log_var = self.q_posterior(x0, x_t, t)
+        model_mean, _ = self.q_posterior(x0_pred.detach(), x_t, t)
+        model_log_var = self.model_log_variance(v, t)
+        kl = normal_kl(true_mean, true_log_var, model_mean, model_log_var).flatten(1).mean(1)
+        nll = gaussian_nll(x0, model_mean, model_log_var).flatten(1).mean(1)
+        return torch.where(t == 0, nll, kl) / math.log(2.0)
+
+    def hybrid_vlb_weight(self, lam: float = 0.001) -> float:
+        """The weight of one sampled L_t in L_hybrid = L_simple + lam L_vlb.
+
+        L_vlb sums L_t over all T steps; with t drawn uniformly, T * L_t estimates it,
+        so one term weighs lam * T (N&D eq. 16; lam = 0.001 and T = 1000 give 1).
+        """
+        return lam * self.num_steps
