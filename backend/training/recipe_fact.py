@@ -1,0 +1,182 @@
+"""Training recipe of FACT: from a 2 s seed and 4 s of music, predict the next N frames.
+
+Each training window (``FactConfig.window_frames``, 120 frames) is cut into a seed
+(its first ``seed_frames``), the N frames after it (the target) and the music of the
+whole window, which starts at the seed's first frame as in FACT (Li et al., ICCV 2021).
+The loss is FACT's L2 on the predicted frames, plus (ours) an L2 on their frame-to-frame
+velocities, counted from the seed's last frame, so that each prediction continues
+the seed at its speed instead of jumping to it. The velocity term weighs 5x: the pose
+L2 is dominated by the far frames (the 20th frame's error is ten times the first's),
+whose best L2 guess is a blurred average pose, while generation keeps the near frames
+(``step`` of 20) and lives on their speed. In a 300-step comparison on an earlier
+variant of the network, weight 1 predicted under a fifth of the true frame-to-frame
+speed; weight 5 with the sinusoidal start of the position embeddings
+(``backend.models.fact``), 43%.
+
+Freezing and drift, the family's known failures, are what the training counters.
+Generation continues its own frames, never the data's, so small errors feed on
+themselves: in our first runs the body rose, bent its legs and slowed to half its
+speed within 15 s. So: seeds are taken from inside dances (random windows, never a
+still start); each seed gets noise, per frame (jitter) and one offset per seed (drift),
+each at a random level up to ``seed_noise`` and ``seed_offset`` (normalised units),
+while the target stays the true dance, so the network learns to steer back rather
+than carry an error on; for half the batch the seed's last ``rollout_frames`` are the
+network's own prediction (auto-conditioning, ``_own_seeds``); and N > 1 frames are
+predicted per call (FACT's own remedy).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from backend.models.fact import Fact, FactConfig
+from backend.motion.layout import LAYOUTS
+from backend.training.recipes import Batch
+
+
+@dataclass
+class FactTraining:
+    """Training-only settings (saved in the checkpoint's config too, for ``--resume``)."""
+
+    seed_noise: float = 0.1  # largest std of per-frame noise added to a seed (normalised units)
+    seed_offset: float = 0.15  # largest std of one offset added to a whole seed (normalised units)
+    velocity_weight: float = 5.0  # weight of the velocity L2 against FACT's pose L2
+    rollout_frames: int = 10  # frames at the seed's end the network makes itself (auto-conditioning)
+    rollout_prob: float = 0.5  # share of the batch whose seed ends with them
+
+
+class FactRecipe:
+    name = "fact"
+
+    def __init__(self, cfg: FactConfig, training: FactTraining) -> None:
+        self.cfg = cfg
+        self.layout = LAYOUTS[cfg.layout]
+        self.cfg.motion_channels = self.layout.num_channels
+        self.window_frames = cfg.window_frames
+        self.training = training
+        r = training.rollout_frames
+        if r > cfg.predict_frames or cfg.seed_frames + r + cfg.predict_frames > cfg.window_frames:
+            raise ValueError(f"rollout_frames={r}: the network makes at most predict_frames per call, and "
+                             "the moved seed and its target must fit in the training window")
+
+    def build(self, styles: tuple[str, ...]) -> nn.Module:
+        return Fact(self.cfg)  # FACT has no style input
+
+    def config(self) -> dict[str, Any]:
+        return {**self.cfg.to_dict(), **asdict(self.training)}
+
+    def losses(self, net: nn.Module, batch: Batch, gen: torch.Generator) -> dict[str, Tensor]:
+        s, n, m = self.cfg.seed_frames, self.cfg.predict_frames, self.cfg.music_frames
+        motion, music = batch.motion, batch.music
+        if self.training.rollout_frames > 0:
+            motion, music = self._own_seeds(net, motion, music, gen)
+        seed, target = motion[:, :s], motion[:, s:s + n]
+        pred = net(seed + self._seed_noise(seed, gen), music[:, :m])
+
+        last = seed[:, -1:]  # the clean seed: the prediction must continue the true motion
+        pred_velocity = torch.diff(torch.cat([last, pred], dim=1), dim=1)
+        target_velocity = torch.diff(torch.cat([last, target], dim=1), dim=1)
+        losses = {"pose": torch.mean((pred - target) ** 2),
+                  "velocity": torch.mean((pred_velocity - target_velocity) ** 2)}
+        losses["total"] = losses["pose"] + self.training.velocity_weight * losses["velocity"]
+        return losses
+
+    def _seed_noise(self, seed: Tensor, gen: torch.Generator) -> Tensor:
+        """Noise for a batch of seeds (B, S, C): per frame, and one offset per seed and channel.
+
+        Each seed draws its own levels, uniform up to ``seed_noise`` and ``seed_offset``.
+        The per-frame part stands for jitter in made motion; the offset for the slow
+        drift an autoregressive model accumulates (a body a little higher, a pose a
+        little off): the target stays the true dance, so the network learns to steer
+        back instead of carrying the error on.
+        """
+        b = seed.shape[0]
+        jitter = torch.randn(seed.shape, generator=gen) * torch.rand(b, 1, 1, generator=gen) * self.training.seed_noise
+        offset = (torch.randn(b, 1, seed.shape[-1], generator=gen)
+                  * torch.rand(b, 1, 1, generator=gen) * self.training.seed_offset)
+        return (jitter + offset).to(seed.device)
+
+    def _own_seeds(self, net: nn.Module, motion: Tensor, music: Tensor,
+                   gen: torch.Generator) -> tuple[Tensor, Tensor]:
+        """Windows whose seed ends with ``rollout_frames`` the network made (for ``rollout_prob`` of them).
+
+        Generation continues its own frames, never the data's; this shows the network
+        its own output in the seed and asks it to go on with the true dance from there
+        (auto-conditioning, Zhou et al., "Auto-Conditioned Recurrent Networks", ICLR 2018).
+        The windows move ``r`` frames later: seed [r, s + r), its last r frames the
+        network's prediction from the seed [0, s); the music past the window's end
+        (only heard as look-ahead) is mirrored, as at the end of a song.
+        """
+        s, n, m, r = (self.cfg.seed_frames, self.cfg.predict_frames, self.cfg.music_frames,
+                      self.training.rollout_frames)
+        with torch.no_grad():
+            own = net(motion[:, :s], music[:, :m])[:, :r]
+        later = torch.cat([motion[:, r:s], own, motion[:, s + r:s + r + n]], dim=1)
+        later_music = torch.cat([music[:, r:m], music[:, m - 1 - r:m - 1].flip(1)], dim=1)
+        use = (torch.rand(motion.shape[0], generator=gen) < self.training.rollout_prob).to(motion.device)
+        return (torch.where(use[:, None, None], later, motion[:, :s + n]),
+                torch.where(use[:, None, None], later_music, music[:, :m]))
+
+
+def make(config: dict[str, Any]) -> FactRecipe:
+    """The recipe with ``config`` over the defaults; unknown keys (another model's) are ignored."""
+    training = {f.name for f in fields(FactTraining)}
+    return FactRecipe(FactConfig.from_dict({**FactConfig().to_dict(), **config}),
+                      FactTraining(**{k: v for k, v in config.items() if k in training}))
+
+
+def card_about(cfg: dict[str, Any]) -> str:
+    """The model card's "What it is" (benchmarks/dance_check.py)."""
+    fps = cfg["fps"]
+    return (
+        "FACT, the full-attention cross-modal transformer of AI Choreographer (Li et al., ICCV 2021; "
+        f"`backend/models/fact.py`): an audio transformer ({cfg['music_layers']} layers) over "
+        f"{cfg['music_frames'] / fps:g} s of music and a motion transformer ({cfg['motion_layers']} layers) "
+        f"over a {cfg['seed_frames'] / fps:g} s motion seed feed a cross-modal transformer "
+        f"({cfg['num_layers']} layers) over their concatenation, all with full attention, width "
+        f"{cfg['d_model']}, {cfg['num_heads']} heads; its first {cfg['predict_frames']} outputs are the next "
+        f"{cfg['predict_frames']} frames (layout `{cfg['layout']}`, {cfg['motion_channels']} channels, "
+        f"{fps} fps), predicted as changes from the seed's last frame. Trained with L2 on those frames "
+        f"plus a velocity term (weight {cfg.get('velocity_weight', 0):g}); against freezing and drift the "
+        f"seeds come from inside dances, with noise (per frame up to {cfg.get('seed_noise', 0):g}, one "
+        f"offset up to {cfg.get('seed_offset', 0):g}, normalised units), and half of them end with "
+        f"{cfg.get('rollout_frames', 0)} frames the network made itself. A dance is made autoregressively "
+        "(`backend/models/fact_generator.py`): from a neutral standing seed, each network call keeps "
+        "`step` of its predicted frames (default all 20; 1 as in the paper), grounds them (lowest sole "
+        "on the floor, option `ground`), slides the seed and the music forward and calls again; frames "
+        "stream as they are made, 15 to 20 per chunk. Edits continue the animator's own motion: a "
+        "continuation is seeded with the 2 s before the span, a range edit likewise and then blended "
+        "into the kept motion after it. It is deterministic: the same music and seed motion give the "
+        "same dance whatever the seed."
+    )
+
+
+CARD_LIMITS: tuple[str, ...] = (
+    "Deterministic: a song and a starting motion have exactly one dance; the seed changes nothing. "
+    "For another dance, start from other motion (an edit's kept frames) or change `step`.",
+    "It dances the vocabulary of the procedural data (grooves, steps, arm moves, turns), not the "
+    "range of real dancers; train on AIST++ or FineDance (`choreo train --model fact`) for that.",
+    "It has seen only the music of its training set: synthesised styles and four rock songs.",
+    "Autoregressive: each frame is predicted from its own earlier output, so errors add up; over "
+    "long songs the motion can shrink, drift or grow repetitive (the keep-moving figure above "
+    "measures it over 30 s only).",
+    "Each network call starts from the last frame it was given, but not always at its speed: at "
+    "the `step` boundaries (every 20 frames by default) the motion can jerk; the seam-jump column "
+    "measures it at chunk starts, which are those boundaries.",
+    "Grounding (on by default) keeps the lowest sole on the floor in every frame: right for the "
+    "procedural training data, which never leaves the floor, wrong for jumps; it is what holds the "
+    "body's height over a long song (without it the default model rose 10 to 20 cm in 30 s).",
+    "A new dance starts from a body standing still in the rest pose, which the network never saw "
+    "in training; its first moments are its way into the dance.",
+    "Less varied than the diffusion models: with no sampling noise, its dances to different songs "
+    "share more of their moves (compare the style distances between songs on the model cards).",
+    "Edits are continuations or whole-frame ranges only: it cannot keep some joints while it "
+    "changes others, nor hit keyframes inside a range. An edited motion is moved on the floor so "
+    "that its seed ends at the origin, but not turned: motion facing far from the training data's "
+    "-Y continues less well.",
+    "Hands and fingers are not animated (the SMPL hand joints follow the wrists).",
+)
