@@ -31,33 +31,40 @@ GPU_60S_DANCE_S = 2.0
 GPU_SECONDS = 60.0
 LINEARITY_RATIO = 1.3
 PROTOCOL_OVERHEAD_PCT = 5.0
+CPU_DANCE_RATE = 3.0  # seconds of dance per wall-clock second, every default model on a 2-core CPU
+AR_FIRST_CHUNK_S = 0.5  # an autoregressive model's first chunk, request to message, warm CPU server
 NO_GPU = "no GPU in this run"
 
-UNITS = {"s": "{:.2f} s", "s3": "{:.3f} s", "x": "{:.2f}x", "%": "{:.3f} %"}
-LIMITS = {"s": "{:g} s", "s3": "{:.3f} s", "x": "{:g}x", "%": "{:g} %"}
+UNITS = {"s": "{:.2f} s", "s3": "{:.3f} s", "x": "{:.2f}x", "%": "{:.3f} %", "rate": "{:.1f} s/s"}
+LIMITS = {"s": "{:g} s", "s3": "{:.3f} s", "x": "{:g}x", "%": "{:g} %", "rate": "{:g} s/s"}
 
 
 @dataclass(frozen=True)
 class Budget:
-    """One row of the budgets table. ``measured`` None: not measured, ``note`` says why."""
+    """One row of the budgets table. ``measured`` None: not measured, ``note`` says why.
+
+    A budget is a ceiling (times, ratios) unless ``at_least``: then it is a floor (rates)."""
 
     what: str
     measured: float | None
     limit: float
     unit: str = "s"
     note: str = ""
+    at_least: bool = False
 
     @property
     def verdict(self) -> str:
         if self.measured is None or not math.isfinite(self.measured):
             return self.note or "not measured"
-        return "pass" if self.measured <= self.limit else "FAIL"
+        met = self.measured >= self.limit if self.at_least else self.measured <= self.limit
+        return "pass" if met else "FAIL"
 
     def row(self) -> str:
         fmt = UNITS[self.unit]
         known = self.measured is not None and math.isfinite(self.measured)
         measured = fmt.format(self.measured) if known else "—"
-        return f"| {self.what} | {measured} | ≤ {LIMITS[self.unit].format(self.limit)} | {self.verdict} |"
+        sign = "≥" if self.at_least else "≤"
+        return f"| {self.what} | {measured} | {sign} {LIMITS[self.unit].format(self.limit)} | {self.verdict} |"
 
 
 def linearity(rows: Sequence[dict[str, Any]]) -> dict[str, float]:
@@ -112,6 +119,16 @@ def budgets(measurements: dict[str, Any]) -> list[Budget]:
     gpu = _row(find_run(measurements, "cuda"), GPU_SECONDS)
     out.append(Budget(f"{GPU_SECONDS:.0f} s of dance on a GPU (default model, in process)",
                       None if gpu is None else gpu["wall_s"], GPU_60S_DANCE_S, note=NO_GPU))
+    for run in measurements["models"]["runs"]:
+        if run["device"] != "cpu":
+            continue
+        slowest = min(r["seconds"] / r["wall_s"] for r in run["lengths"])
+        out.append(Budget(f"{run['model']} on cpu: seconds of dance per second, slowest dance length",
+                          slowest, CPU_DANCE_RATE, "rate", at_least=True))
+    for name, timed in server.get("per_model", {}).items():
+        if timed["family"] == "autoregressive":
+            out.append(Budget(f"{name}: `generate` request to first `motion_chunk`, warm CPU server",
+                              timed["first_chunk_s"], AR_FIRST_CHUNK_S, "s3"))
     for run in measurements["models"]["runs"]:
         lengths = ", ".join(f"{r['seconds']:g}" for r in run["lengths"])
         out.append(Budget(f"linear cost: {run['model']} on {run['device']}, max ÷ min cost per second of "
@@ -203,6 +220,13 @@ def _server_section(m: dict[str, Any]) -> list[str]:
         f"| request to first `motion_chunk` | {s['first_chunk_s']:.2f} s | "
         f"{', '.join(f'{t:.2f}' for t in s['all_firsts'])} |",
         f"| model time of the 30 s dance (`timings.generation_s`) | {s['dance_generation_s']:.2f} s | |",
+        "",
+        "Every loaded model on the same server, 30 s of dance from new audio each time, default options:", "",
+        "| model | family | request to first `motion_chunk` (median) | all runs | request to last chunk |",
+        "|---|---|---|---|---|",
+        *[f"| {name} | {t['family']} | {t['first_chunk_s']:.3f} s | "
+          f"{', '.join(f'{x:.3f}' for x in t['all_firsts'])} | {t['total_s']:.2f} s |"
+          for name, t in s.get("per_model", {}).items()],
         "",
         f"Peak resident memory of the server process (`VmHWM` from `/proc/<pid>/status`, read just "
         f"before stopping it, after everything in this section and the round trips below): {peak}.", "",
@@ -321,6 +345,10 @@ def render(m: dict[str, Any], images: dict[str, str]) -> str:
         "## Budgets", "",
         "| budget | measured | limit | |", "|---|---|---|---|",
         *[b.row() for b in rows], "",
+        "Each bundled model's speed on the CPU is judged at its slowest dance length: seconds of dance "
+        "made per wall-clock second (from the `generate` call to the last chunk, music features "
+        "not included), and for the autoregressive models the time from the `generate` request to their "
+        "first chunk through the server (music features included, as in the server section). "
         f"Linear cost means the wall clock per second of dance, across the lengths measured, varies by at "
         f"most {LINEARITY_RATIO}x (largest ÷ smallest); the least-squares line through (length, time) is "
         "given with each model below. Protocol overhead is the time to stream a 30 s dance's "

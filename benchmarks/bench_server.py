@@ -8,6 +8,7 @@ One ``python -m backend.server`` process on the CPU, the default model:
    ``motion_chunk``;
 3. editing cost: an edit of 5 s against generating 5 s (model time as the server
    reports it);
+   Then every model the server loaded, the same way (``per_model``);
 4. ``ping`` round trips, idle and while a generation job runs (``bench_protocol``);
 5. the server's peak resident memory: ``VmHWM`` from ``/proc/<pid>/status``, read
    just before it is stopped (Linux only).
@@ -79,6 +80,32 @@ def _editing(client: Any, dance: Any, audio: bytes, repeats: int) -> dict[str, f
             "dance_rate_5s_s": statistics.median(thirties) / 6.0}
 
 
+def _per_model(client: Any, samples: np.ndarray, rate: int, repeats: int) -> dict[str, dict[str, Any]]:
+    """Each loaded model's 30 s dance, from the request to the first and to the last chunk.
+
+    Fresh audio every time (features included, as for an animator's new song), each
+    model's default options: what the Generate button costs with that model chosen.
+    """
+    out = {}
+    for k, model in enumerate(client.hello()["models"]):
+        firsts, totals = [], []
+        for r in range(repeats):
+            audio = song_variant(samples, rate, 100 * (k + 1) + r)
+            first: list[float] = []
+            t0 = time.perf_counter()
+
+            def on_chunk(chunk: Any, t0: float = t0, first: list[float] = first) -> None:
+                if not first:
+                    first.append(time.perf_counter() - t0)
+
+            client.generate(audio, model=model["name"], seed=r, seconds=DANCE_SECONDS, on_chunk=on_chunk)
+            totals.append(time.perf_counter() - t0)
+            firsts.append(first[0])
+        out[model["name"]] = {"family": model["family"], "first_chunk_s": statistics.median(firsts),
+                              "total_s": statistics.median(totals), "all_firsts": firsts}
+    return out
+
+
 def bench_server(repeats: int, pings: int) -> dict[str, Any]:
     """Everything measured on one warm CPU server; see the module docstring."""
     import soundfile as sf
@@ -112,6 +139,7 @@ def bench_server(repeats: int, pings: int) -> dict[str, Any]:
                 if result.num_frames != int(DANCE_SECONDS * result.fps):
                     raise RuntimeError(f"asked for {DANCE_SECONDS} s, got {result.num_frames} frames")
             editing = _editing(client, result, audio, repeats)
+            per_model = _per_model(client, samples, rate, repeats)
             idle = ping_latencies(client, pings)
             busy, jobs = busy_ping_latencies(client, song_variant(samples, rate, 1000), pings, DANCE_SECONDS)
         peak = peak_rss_mb(server.proc.pid)
@@ -120,7 +148,7 @@ def bench_server(repeats: int, pings: int) -> dict[str, Any]:
     return {"cold_start_s": cold, "warm_30s_dance_s": statistics.median(totals),
             "first_chunk_s": statistics.median(firsts), "runs": repeats,
             "all_totals": totals, "all_firsts": firsts,
-            "dance_generation_s": statistics.median(generation), **editing,
+            "dance_generation_s": statistics.median(generation), **editing, "per_model": per_model,
             "ping_idle_s": idle, "ping_busy_s": busy, "ping_busy_jobs": jobs,
             "peak_rss_mb": peak, "chunk_frames": [c.num_frames for c in chunks],
             "chunks": chunks}

@@ -55,8 +55,12 @@ class CHOREO_PT_generate(_ChoreoPanel, bpy.types.Panel):
         layout.prop_search(s, "model", s, "models", text="Generator")
         col = layout.column(align=True)
         for option in s.options:
+            label = option.name.replace("_", " ").title()
+            if len(option.choices):
+                col.prop_search(option, "choice_value", option, "choices", text=label)
+                continue
             prop = {"int": "int_value", "float": "float_value", "bool": "bool_value"}.get(option.kind, "choice_value")
-            col.prop(option, prop, text=option.name.replace("_", " ").title())
+            col.prop(option, prop, text=label)
         row = layout.row(align=True)
         row.prop(s, "seed")
         row.prop(s, "random_seed", text="", icon="FILE_REFRESH")

@@ -11,6 +11,7 @@ from typing import Any
 
 import bpy
 
+from . import state
 from .core.edit_plan import BODY_PARTS
 
 
@@ -32,13 +33,24 @@ def set_models(settings: "ChoreoSceneSettings", models: list[dict[str, Any]]) ->
         item.name, item.family = str(m.get("name", "")), str(m.get("family", ""))
 
 
+class ChoreoChoice(bpy.types.PropertyGroup):
+    """One value a "choice" option may take (``name``), drawn as that option's dropdown."""
+
+
 class ChoreoOption(bpy.types.PropertyGroup):
+    """One option of the chosen generator, as its ``hello`` description gives it.
+
+    A "choice" option keeps its value as a string, picked from ``choices`` with
+    ``prop_search`` (a dropdown with search), for the same reason as the model list.
+    """
+
     kind: bpy.props.StringProperty()  # type: ignore[valid-type]  # int, float, bool, choice
     description: bpy.props.StringProperty()  # type: ignore[valid-type]
     int_value: bpy.props.IntProperty(name="Value")  # type: ignore[valid-type]
     float_value: bpy.props.FloatProperty(name="Value")  # type: ignore[valid-type]
     bool_value: bpy.props.BoolProperty(name="Value")  # type: ignore[valid-type]
     choice_value: bpy.props.StringProperty(name="Value")  # type: ignore[valid-type]
+    choices: bpy.props.CollectionProperty(type=ChoreoChoice)  # type: ignore[valid-type]
     minimum: bpy.props.FloatProperty()  # type: ignore[valid-type]
     maximum: bpy.props.FloatProperty()  # type: ignore[valid-type]
 
@@ -65,8 +77,17 @@ def sync_options(settings: "ChoreoSceneSettings", model: dict[str, Any]) -> None
         elif item.kind == "bool":
             item.bool_value = bool(value)
         else:
+            for choice in spec.get("choices", []):
+                item.choices.add().name = str(choice)
             item.choice_value = str(value if value is not None else "")
     settings.options_model = str(model.get("name", ""))
+
+
+def _model_changed(settings: "ChoreoSceneSettings", context: bpy.types.Context) -> None:
+    """Show the newly chosen generator's options (while a backend is connected)."""
+    info = state.LINK.info
+    if info is not None and settings.model in info.model_names and settings.options_model != settings.model:
+        sync_options(settings, info.model(settings.model))
 
 
 class ChoreoBoneLink(bpy.types.PropertyGroup):
@@ -80,7 +101,7 @@ class ChoreoSceneSettings(bpy.types.PropertyGroup):
         name="Audio", default="FILE",
         items=[("FILE", "File", "An audio file"), ("STRIP", "Sound strip", "The scene's sound strip")])
     audio_path: bpy.props.StringProperty(name="Song", subtype="FILE_PATH")  # type: ignore[valid-type]
-    model: bpy.props.StringProperty(name="Generator")  # type: ignore[valid-type]
+    model: bpy.props.StringProperty(name="Generator", update=_model_changed)  # type: ignore[valid-type]
     models: bpy.props.CollectionProperty(type=ChoreoModelName)  # type: ignore[valid-type]
     options: bpy.props.CollectionProperty(type=ChoreoOption)  # type: ignore[valid-type]
     options_model: bpy.props.StringProperty()  # type: ignore[valid-type]
@@ -140,7 +161,7 @@ class ChoreoSceneSettings(bpy.types.PropertyGroup):
         return {o.name: o.value() for o in self.options}
 
 
-CLASSES = (ChoreoModelName, ChoreoOption, ChoreoBoneLink, ChoreoSceneSettings)
+CLASSES = (ChoreoModelName, ChoreoChoice, ChoreoOption, ChoreoBoneLink, ChoreoSceneSettings)
 
 
 def register() -> None:

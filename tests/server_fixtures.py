@@ -73,6 +73,23 @@ def assert_serving(server: ServerProcess, generate: bool = False) -> None:
             assert result.num_frames == 60
 
 
+def assert_cancel_while_sampling(server: ServerProcess, model: str, song: bytes, seed: int = 0,
+                                 options: dict[str, Any] | None = None) -> None:
+    """Cancel a dance once ``model`` is sampling it: the job ends as cancelled (reason
+    "cancel"), the process lives on, and the same model still makes a short dance."""
+    with server.client(heartbeat_interval=0.5) as client:
+        msg_id = client.submit_generate(song, model=model, seed=seed, options=options or {})
+        seen = wait_for(client, msg_id, {"progress"})
+        while not any(m.type == "progress" and m.content["stage"] == "sampling" for m in seen):
+            seen += wait_for(client, msg_id, {"progress"})
+        client.cancel(seen[0].job_id)
+        end = wait_for(client, msg_id, {"cancelled", "done", "error"})[-1]
+        assert end.type == "cancelled" and end.content["reason"] == "cancel", end
+    assert_serving(server)
+    with server.client(timeout=60) as client:
+        assert client.generate(wav_bytes(2.0, seed=11), model=model, seed=1).num_frames == 60
+
+
 @pytest.fixture(scope="module")
 def backend_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """One default backend process for a whole test module (connection file in its runtime dir)."""

@@ -60,7 +60,11 @@ def measurements(gpu: bool = False) -> dict[str, Any]:
                    "all_totals": [2.2, 2.3], "all_firsts": [0.44, 0.45], "dance_generation_s": 1.8,
                    "edit_5s_s": 0.24, "generate_5s_s": 0.18, "dance_rate_5s_s": 0.27,
                    "ping_idle_s": list(np.linspace(1e-4, 5e-4, 50)), "ping_busy_s": list(np.linspace(1e-3, 9e-3, 50)),
-                   "ping_busy_jobs": 1, "peak_rss_mb": 900.0, "chunk_frames": [120, 100, 80]},
+                   "ping_busy_jobs": 1, "peak_rss_mb": 900.0, "chunk_frames": [120, 100, 80],
+                   "per_model": {"edge": {"family": "diffusion", "first_chunk_s": 0.44, "total_s": 2.2,
+                                          "all_firsts": [0.44]},
+                                 "fact": {"family": "autoregressive", "first_chunk_s": 0.3, "total_s": 0.6,
+                                          "all_firsts": [0.3]}}},
         "protocol": {"dance_seconds": 30.0, "dance": throughput, "sustained": {**throughput, "repeat": 20}},
         "music": {"audio_seconds": 60.0, "audio_bytes": 10_000_000, "cold_runs": [{}], "cold_s": 4.0,
                   "cold_s_per_min": 4.0, "cold_imports_s": 0.1, "cold_process_s": 4.4, "warm_runs": [0.3, 0.3],
@@ -108,6 +112,23 @@ def test_budget_verdict_flips_at_the_limit():
     assert Budget("x", 1.51, 1.5).verdict == "FAIL"
     assert Budget("x", None, 2.0, note=NO_GPU).verdict == NO_GPU
     assert Budget("x", math.nan, 1.3, "x", note="needs two lengths").verdict == "needs two lengths"
+    assert Budget("x", 3.0, 3.0, "rate", at_least=True).verdict == "pass"
+    assert Budget("x", 2.9, 3.0, "rate", at_least=True).verdict == "FAIL"
+    assert "≥ 3 s/s" in Budget("x", 2.9, 3.0, "rate", at_least=True).row()
+
+
+def test_cpu_rate_and_autoregressive_first_chunk_budgets():
+    m = measurements()
+    m["models"]["runs"].append({"model": "fact", "family": "autoregressive", "device": "cpu", "parameters": 10,
+                                "options": {}, "lengths": _rows({10.0: 0.5, 30.0: 1.5})})
+    assert _verdict(m, "edge on cpu: seconds of dance") == "pass"
+    assert _verdict(m, "fact on cpu: seconds of dance") == "pass"
+    assert _verdict(m, "fact: `generate` request to first") == "pass"
+    assert not any(b.what.startswith("edge: `generate`") for b in budgets(m))  # diffusion: no such budget
+    m["models"]["runs"][0]["lengths"][0]["wall_s"] = 10.0 / 2.9  # the slowest length decides
+    assert _verdict(m, "edge on cpu: seconds of dance") == "FAIL"
+    m["server"]["per_model"]["fact"]["first_chunk_s"] = 0.51
+    assert _verdict(m, "fact: `generate` request to first") == "FAIL"
 
 
 @pytest.mark.parametrize("path, start, ok, bad", [
@@ -163,7 +184,9 @@ def test_report_has_every_budget_and_valid_plots(tmp_path: Path, gpu: bool):
     assert write_report(out, m) is True
     text = out.read_text(encoding="utf-8")
     rows = budgets(m)
-    assert len(rows) == 7 + len(m["models"]["runs"])  # one linearity row per model and device
+    # one linearity row per model and device, one rate row per model on the CPU, and one
+    # first-chunk row per autoregressive model on the server (fact)
+    assert len(rows) == 7 + len(m["models"]["runs"]) + 1 + 1
     for b in rows:
         assert b.row() in text
     assert "choreo bench --quick" in text and "test machine" in text

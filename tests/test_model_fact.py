@@ -26,7 +26,7 @@ from backend.music.audio import decode_audio
 from backend.music.features import FEATURE_SAMPLE_RATE, analyse_music
 from backend.training.recipe_fact import make
 from backend.training.recipes import Batch
-from tests.server_fixtures import assert_serving, start_test_server, wait_for, wav_bytes
+from tests.server_fixtures import assert_cancel_while_sampling, start_test_server, wav_bytes
 
 SONG = EXAMPLE_SONG.read_bytes()
 SECONDS = 30.0
@@ -180,17 +180,7 @@ def test_same_music_same_dance_whatever_the_seed_and_step_changes_it(server):
 
 
 def test_cancel_stops_a_running_dance_and_the_server_still_serves(server):
-    with server.client(heartbeat_interval=0.5) as client:
-        msg_id = client.submit_generate(wav_bytes(120.0, seed=3), model="fact", seed=0, options={"step": 1})
-        seen = wait_for(client, msg_id, {"progress"})
-        while not any(m.type == "progress" and m.content["stage"] == "sampling" for m in seen):
-            seen += wait_for(client, msg_id, {"progress"})
-        client.cancel(seen[0].job_id)
-        end = wait_for(client, msg_id, {"cancelled", "done", "error"})[-1]
-        assert end.type == "cancelled" and end.content["reason"] == "cancel"
-    assert_serving(server)
-    with server.client(timeout=60) as client:
-        assert client.generate(wav_bytes(2.0, seed=11), model="fact", seed=1).num_frames == 60
+    assert_cancel_while_sampling(server, "fact", wav_bytes(120.0, seed=3), options={"step": 1})
 
 
 @pytest.fixture(scope="module")

@@ -33,7 +33,7 @@ from backend.music.features import FEATURE_SAMPLE_RATE, analyse_music
 from backend.training.recipe_popdg import make
 from backend.training.losses import body_contact_loss
 from backend.training.recipes import Batch
-from tests.server_fixtures import FAST_STEPS, assert_serving, start_test_server, wait_for, wav_bytes
+from tests.server_fixtures import FAST_STEPS, assert_cancel_while_sampling, start_test_server, wav_bytes
 
 SECONDS = 30.0
 FRAMES = int(SECONDS * 30)
@@ -239,15 +239,7 @@ def test_same_seed_same_dance_other_seed_other_dance(server):
 
 
 def test_cancel_stops_a_running_job_and_the_server_serves_on(server):
-    with server.client(heartbeat_interval=0.5) as client:
-        msg_id = client.submit_generate(wav_bytes(20.0, seed=3), model="popdg", seed=1, options={"steps": 200})
-        seen = wait_for(client, msg_id, {"progress"})
-        while not any(m.type == "progress" and m.content["stage"] == "sampling" for m in seen):
-            seen += wait_for(client, msg_id, {"progress"})
-        client.cancel(seen[0].job_id)
-        end = wait_for(client, msg_id, {"cancelled", "done", "error"})[-1]
-        assert end.type == "cancelled" and end.content["reason"] == "cancel"
-    assert_serving(server, generate=True)
+    assert_cancel_while_sampling(server, "popdg", wav_bytes(20.0, seed=3), seed=1, options={"steps": 200})
 
 
 def _edit(server, dance, keep, **request):

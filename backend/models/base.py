@@ -9,7 +9,7 @@ steps, which is how ``cancel`` and a vanished client stop a job within one step.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Protocol
+from typing import Any, Callable, Iterator, Protocol, Sequence
 
 import numpy as np
 
@@ -130,6 +130,21 @@ class Generator(Protocol):
         copies kept values back bit for bit, so a model only has to make the rest fit.
         """
         ...
+
+
+def description(generator: Generator, abilities: Sequence[str], **extra: Any) -> dict[str, Any]:
+    """``describe()`` as every model shares it: what ``hello`` lists and the Blender panel
+    builds its options from; ``extra`` adds the model's own facts (window length,
+    checkpoint, ...). Every model edits by keeping values (inpaint), within ``abilities``."""
+    return {
+        "name": generator.name,
+        "family": generator.family,
+        "fps": generator.fps,
+        "contact_names": list(generator.contact_names),
+        "options": [o.to_dict() for o in generator.options],
+        "editing": {"inpaint": True, "abilities": list(abilities)},
+        **extra,
+    }
 
 
 class Cancelled(Exception):

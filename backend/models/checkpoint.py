@@ -14,10 +14,14 @@ Keys:
 from __future__ import annotations
 
 import os
+from dataclasses import asdict, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Self
 
 import torch
+from torch import nn
+
+from backend.motion.normalizer import Normalizer
 
 FORMAT = "choreo-checkpoint"
 FORMAT_VERSION = 1
@@ -50,6 +54,34 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if data.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(f"{path}: checkpoint format {data.get('format_version')} is not supported")
     return data
+
+
+class StoredConfig:
+    """A model config dataclass as a checkpoint stores it: a plain dict, never an object.
+
+    ``from_dict`` drops fields this version does not know and gives missing ones their
+    defaults, so a checkpoint from a slightly older or newer version still loads.
+    """
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)  # type: ignore[call-overload]  # subclasses are dataclasses
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def load_for_sampling(path: str | Path, config_type: type[StoredConfig],
+                      build: Callable[[Any], nn.Module]) -> tuple[nn.Module, Normalizer, dict[str, Any]]:
+    """What a generator needs from a checkpoint: the network with its EMA weights (as
+    float32, whatever precision they were stored in), the normaliser, and ``info`` for
+    ``describe()`` (the file and how many steps it trained)."""
+    data = load_checkpoint(path)
+    model = build(config_type.from_dict(data["config"]))
+    model.load_state_dict({k: v.float() for k, v in data["ema"].items()})
+    info = {"checkpoint": str(path), "trained_steps": int(data.get("step", 0))}
+    return model, Normalizer.from_state_dict(data["normalizer"]), info
 
 
 def release_payload(checkpoint: dict[str, Any], half: bool = False) -> dict[str, Any]:

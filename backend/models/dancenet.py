@@ -50,13 +50,14 @@ the stream.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from backend.conventions import FPS
+from backend.models.checkpoint import StoredConfig
 from backend.motion.layout import ROOT, joint_rotation_slice
 from backend.motion.skeleton import JOINT_INDEX
 from backend.music.features import BEAT_ONEHOT, CHROMA, ENVELOPE, MFCC, NUM_FEATURES, PEAK_ONEHOT
@@ -95,7 +96,7 @@ about 0.05 per frame in our data, so order one after it)."""
 
 
 @dataclass
-class DanceNetConfig:
+class DanceNetConfig(StoredConfig):
     motion_channels: int = 151
     music_channels: int = NUM_FEATURES
     residual_channels: int = 64  # width of the dilated stack
@@ -120,14 +121,6 @@ class DanceNetConfig:
         """Positions of the stack the output at t depends on (t and those before it); one
         motion frame more, since the input at a position holds the root's step into it."""
         return 1 + (self.kernel_size - 1) * sum(self.dilations)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "DanceNetConfig":
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
 
 
 # ---------------------------------------------------------------- control signals

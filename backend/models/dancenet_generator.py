@@ -42,9 +42,9 @@ from torch import Tensor
 from backend.editing.joins import BLEND_FRAMES
 from backend.models.autoregressive import DEFAULT_BLEND_FRAMES, blend_into_kept, standing_motion
 from backend.models.base import (
-    Cancelled, EditRequest, GenerationRequest, MotionChunk, OptionSpec, ProgressCallback, StopCheck,
+    Cancelled, EditRequest, GenerationRequest, MotionChunk, OptionSpec, ProgressCallback, StopCheck, description,
 )
-from backend.models.checkpoint import load_checkpoint
+from backend.models.checkpoint import load_for_sampling
 from backend.models.dancenet import HEIGHT, DanceNet, DanceNetConfig, DanceNetStream, outright_channels
 from backend.motion.contacts import contact_labels_torch
 from backend.motion.kinematics import forward_kinematics
@@ -127,24 +127,12 @@ class DanceNetGenerator:
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu",
                         name: str = "dancenet") -> "DanceNetGenerator":
-        data = load_checkpoint(path)
-        model = DanceNet(DanceNetConfig.from_dict(data["config"]))
-        model.load_state_dict({k: v.float() for k, v in data["ema"].items()})
-        normalizer = Normalizer.from_state_dict(data["normalizer"])
-        info = {"checkpoint": str(path), "trained_steps": int(data.get("step", 0))}
+        model, normalizer, info = load_for_sampling(path, DanceNetConfig, DanceNet)
         return cls(model, normalizer, name=name, device=device, info=info)
 
     def describe(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "family": self.family,
-            "fps": self.fps,
-            "contact_names": list(self.contact_names),
-            "options": [o.to_dict() for o in self.options],
-            "receptive_field_seconds": self.cfg.receptive_field / self.fps,
-            "editing": {"inpaint": True, "abilities": ["continuation", "range"]},
-            **self.info,
-        }
+        return description(self, ("continuation", "range"),
+                           receptive_field_seconds=self.cfg.receptive_field / self.fps, **self.info)
 
     @torch.inference_mode()
     def generate(self, request: GenerationRequest, should_stop: StopCheck,

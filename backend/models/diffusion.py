@@ -76,6 +76,15 @@ class GaussianDiffusion:
                          device: torch.device | str = "cpu") -> Tensor:
         return torch.randint(0, self.num_steps, (batch,), generator=generator, device=device)
 
+    def training_sample(self, x0: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        """A training step's input: a uniform random t per item and x0 noised to it.
+
+        ``generator`` is a CPU generator and the draws move to x0's device afterwards,
+        so a seed gives the same training run on any device.
+        """
+        t = self.sample_timesteps(x0.shape[0], generator).to(x0.device)
+        return t, self.q_sample(x0, t, torch.randn(x0.shape, generator=generator).to(x0.device))
+
     def ddim_timesteps(self, steps: int) -> list[int]:
         """Evenly spaced timesteps from T-1 down to 0, ``steps`` of them."""
         steps = max(1, min(steps, self.num_steps))

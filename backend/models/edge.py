@@ -24,17 +24,18 @@ for beat timing. Read top to bottom: config, building blocks, the denoiser.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from backend.conventions import FPS
+from backend.models.checkpoint import StoredConfig
 
 
 @dataclass
-class EdgeConfig:
+class EdgeConfig(StoredConfig):
     motion_channels: int = 151
     music_channels: int = 35
     d_model: int = 256
@@ -49,14 +50,6 @@ class EdgeConfig:
     fps: int = FPS
     window_frames: int = 150  # training and sampling window (5 s at 30 fps)
     diffusion_steps: int = 1000
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "EdgeConfig":
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
 
 
 def rotary_angles(positions: Tensor, head_dim: int) -> tuple[Tensor, Tensor]:

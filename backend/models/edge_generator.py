@@ -32,9 +32,9 @@ import torch
 from backend.editing.joins import BRIDGE_FRAMES, join_runs
 from backend.editing.masks import ABILITIES, ROOT_COLUMN, contacts_kept
 from backend.models.base import (
-    Cancelled, EditRequest, GenerationRequest, MotionChunk, OptionSpec, ProgressCallback, StopCheck,
+    Cancelled, EditRequest, GenerationRequest, MotionChunk, OptionSpec, ProgressCallback, StopCheck, description,
 )
-from backend.models.checkpoint import load_checkpoint
+from backend.models.checkpoint import load_for_sampling
 from backend.models.diffusion import GaussianDiffusion, Inpainting
 from backend.models.edge import EdgeConfig, EdgeDenoiser
 from backend.motion.contacts import contact_labels_torch
@@ -119,25 +119,11 @@ class EdgeGenerator:
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu",
                         name: str = "edge") -> "EdgeGenerator":
-        data = load_checkpoint(path)
-        cfg = EdgeConfig.from_dict(data["config"])
-        model = EdgeDenoiser(cfg)
-        model.load_state_dict({k: v.float() for k, v in data["ema"].items()})
-        normalizer = Normalizer.from_state_dict(data["normalizer"])
-        info = {"checkpoint": str(path), "trained_steps": int(data.get("step", 0))}
+        model, normalizer, info = load_for_sampling(path, EdgeConfig, EdgeDenoiser)
         return cls(model, normalizer, name=name, device=device, info=info)
 
     def describe(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "family": self.family,
-            "fps": self.fps,
-            "contact_names": list(self.contact_names),
-            "options": [o.to_dict() for o in self.options],
-            "window_seconds": self.cfg.window_frames / self.fps,
-            "editing": {"inpaint": True, "abilities": list(ABILITIES)},
-            **self.info,
-        }
+        return description(self, ABILITIES, window_seconds=self.cfg.window_frames / self.fps, **self.info)
 
     def _joint_speed(self, motion: torch.Tensor) -> torch.Tensor:
         """(T,) mean joint speed into each frame (metres per frame; 0 for the first)."""

@@ -24,13 +24,14 @@ token that predicts it (``Fact.forward``), and the MFCCs are scaled to unit orde
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from backend.conventions import FPS
+from backend.models.checkpoint import StoredConfig
 from backend.music.features import MFCC
 
 MFCC_SCALE = 100.0
@@ -40,7 +41,7 @@ other features (onset envelope, chroma, one-hots), so no feature swamps the rest
 
 
 @dataclass
-class FactConfig:
+class FactConfig(StoredConfig):
     motion_channels: int = 151
     music_channels: int = 35
     d_model: int = 128
@@ -60,14 +61,6 @@ class FactConfig:
     def window_frames(self) -> int:
         """Frames of a training sample: the seed and its N next frames, and the music window."""
         return max(self.seed_frames + self.predict_frames, self.music_frames)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "FactConfig":
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
 
 
 def scale_music(music: Tensor) -> Tensor:

@@ -38,9 +38,9 @@ from torch import Tensor
 
 from backend.models.autoregressive import DEFAULT_BLEND_FRAMES, blend_into_kept, standing_motion
 from backend.models.base import (
-    Cancelled, EditRequest, GenerationRequest, MotionChunk, OptionSpec, ProgressCallback, StopCheck,
+    Cancelled, EditRequest, GenerationRequest, MotionChunk, OptionSpec, ProgressCallback, StopCheck, description,
 )
-from backend.models.checkpoint import load_checkpoint
+from backend.models.checkpoint import load_for_sampling
 from backend.models.fact import Fact, FactConfig
 from backend.motion.contacts import contact_labels_torch
 from backend.motion.kinematics import forward_kinematics
@@ -105,26 +105,14 @@ class FactGenerator:
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu",
                         name: str = "fact") -> "FactGenerator":
-        data = load_checkpoint(path)
-        model = Fact(FactConfig.from_dict(data["config"]))
-        model.load_state_dict({k: v.float() for k, v in data["ema"].items()})
-        normalizer = Normalizer.from_state_dict(data["normalizer"])
-        info = {"checkpoint": str(path), "trained_steps": int(data.get("step", 0))}
+        model, normalizer, info = load_for_sampling(path, FactConfig, Fact)
         return cls(model, normalizer, name=name, device=device, info=info)
 
     def describe(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "family": self.family,
-            "fps": self.fps,
-            "contact_names": list(self.contact_names),
-            "options": [o.to_dict() for o in self.options],
-            "editing": {"inpaint": True, "abilities": ["continuation", "range"]},
-            "deterministic": True,  # no sampling: the seed changes nothing
-            "seed_seconds": self.cfg.seed_frames / self.fps,
-            "predict_frames": self.cfg.predict_frames,
-            **self.info,
-        }
+        return description(self, ("continuation", "range"),
+                           deterministic=True,  # no sampling: the seed changes nothing
+                           seed_seconds=self.cfg.seed_frames / self.fps,
+                           predict_frames=self.cfg.predict_frames, **self.info)
 
     # -- the Generator interface ---------------------------------------------------------
 

@@ -29,19 +29,20 @@ Read top to bottom: config, spatial attention, music encoder, alignment, the den
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from backend.conventions import FPS
+from backend.models.checkpoint import StoredConfig
 from backend.models.edge import Attention, FeedForward, rotary_angles, timestep_embedding
 from backend.motion.skeleton import NUM_JOINTS, PARENTS
 
 
 @dataclass
-class PopdgConfig:
+class PopdgConfig(StoredConfig):
     motion_channels: int = 156
     music_channels: int = 35
     d_model: int = 128
@@ -61,14 +62,6 @@ class PopdgConfig:
     fps: int = FPS
     window_frames: int = 150  # training and sampling window (5 s at 30 fps)
     diffusion_steps: int = 1000
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "PopdgConfig":
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
 
 
 # ---------------------------------------------------------------- DS-Attention

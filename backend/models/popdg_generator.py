@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from backend.models.checkpoint import load_checkpoint
+from backend.models.checkpoint import load_for_sampling
 from backend.models.edge_generator import EdgeGenerator
 from backend.models.popdg import PopdgConfig, PopdgDenoiser
 from backend.motion.normalizer import Normalizer
@@ -33,9 +33,5 @@ class PopdgGenerator(EdgeGenerator):
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu",
                         name: str = "popdg") -> "PopdgGenerator":
-        data = load_checkpoint(path)
-        model = PopdgDenoiser(PopdgConfig.from_dict(data["config"]))
-        model.load_state_dict({k: v.float() for k, v in data["ema"].items()})
-        normalizer = Normalizer.from_state_dict(data["normalizer"])
-        info = {"checkpoint": str(path), "trained_steps": int(data.get("step", 0))}
+        model, normalizer, info = load_for_sampling(path, PopdgConfig, PopdgDenoiser)
         return cls(model, normalizer, name=name, device=device, info=info)

@@ -36,11 +36,9 @@ class EdgeRecipe:
         return self.cfg.to_dict()
 
     def losses(self, net: nn.Module, batch: Batch, gen: torch.Generator) -> dict[str, Tensor]:
-        x0, device = batch.motion, batch.motion.device
-        n = x0.shape[0]
-        t = self.diffusion.sample_timesteps(n, gen).to(device)
-        x_t = self.diffusion.q_sample(x0, t, torch.randn(x0.shape, generator=gen).to(device))
-        drop = (torch.rand(n, generator=gen) < self.cfg.cond_drop_prob).to(device)
+        x0 = batch.motion
+        t, x_t = self.diffusion.training_sample(x0, gen)
+        drop = (torch.rand(x0.shape[0], generator=gen) < self.cfg.cond_drop_prob).to(x0.device)
         return edge_losses(net(x_t, t, batch.music, drop), x0, self.layout, batch.denormalize, self.weights)
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from blender_addon import keyframes, session, state
 from blender_addon.core.quaternions import forward_kinematics
-from blender_addon.operators import ensure_connected, start_generate
+from blender_addon.operators import after_connect, ensure_connected, start_generate
 from protocol.skeleton import JOINT_NAMES, OFFSETS, PARENTS
 
 from tests.blender.conftest import EXAMPLE_SONG, FAST_OPTIONS
@@ -102,6 +102,36 @@ def test_generate_operator_is_one_call_headless(addon, scene):  # noqa: ANN001
     groups = {fc.group.name for fc in keyframes.all_fcurves(rig)}
     assert groups == set(JOINT_NAMES)
     assert scene.choreo.status == "Done"
+
+
+def test_the_panel_offers_each_model_with_the_options_hello_lists(addon, scene):  # noqa: ANN001
+    """Choosing a generator shows its options as the backend describes them: kinds,
+    defaults and, for a choice, the values to pick from; a picked choice is sent."""
+    info = ensure_connected(bpy.context)
+    after_connect(bpy.context, info)
+    s = scene.choreo
+    assert [m.name for m in s.models] == info.model_names
+    assert {"edge", "popdg", "fact", "dancenet"} <= set(info.model_names)  # every bundled model
+    for model in info.models:
+        s.model = model["name"]  # the update re-syncs the options, as picking in the panel does
+        assert s.options_model == model["name"]
+        specs = model["options"]
+        assert [(o.name, o.kind) for o in s.options] == [(spec["name"], spec["type"]) for spec in specs]
+        for option, spec in zip(s.options, specs, strict=True):
+            expected = pytest.approx(spec["default"], rel=1e-6) if spec["type"] == "float" else spec["default"]
+            assert option.value() == expected, spec
+            assert [c.name for c in option.choices] == spec.get("choices", [])
+    s.model = "dancenet"
+    style = next(o for o in s.options if o.name == "style")
+    assert len(style.choices) > 2
+    style.choice_value = style.choices[2].name
+    _settings(scene, seconds=2.0)
+    job = start_generate(bpy.context, {})
+    while not job.poll_once():
+        pass
+    assert job.state == "done", job.message
+    meta = session.MotionMeta.load(job.target.obj)
+    assert meta.model == "dancenet" and meta.options["style"] == style.choices[2].name
 
 
 def test_resample_to_a_29_97_scene(addon, scene):  # noqa: ANN001
