@@ -87,15 +87,10 @@ def card_about(config: dict[str, Any]) -> str:
 CARD_LIMITS: tuple[str, ...] = (
     "It dances the vocabulary of the procedural data (grooves, steps, arm moves, turns), not the range "
     "of real dancers, let alone PopDanceSet's pop dances; train on AIST++ or FineDance (`choreo train`) for that.",
-    "It is far smaller and far more briefly trained than the paper's model (about 25 minutes on a "
-    "shared 2-core CPU, batch 16), to run faster than real time on two CPU cores; it moves less "
-    "than the default `edge` model, which trained on nearly seven times as many windows.",
-    "The bundled run was trained in three legs (1100 steps, then `--resume` to 1500 and to 1800), each "
-    "leg re-planning the cosine learning-rate decay for its new total (the rate rose again twice); the "
-    "command above is the last leg's.",
-    "Its moves are small (about a third of `edge`'s joint speed) and its timing is loose: on average "
-    "it meets the beat clearly more than half a beat off, but not on every song and seed (the 95 BPM "
-    "ballad, one seed of war_of_freedom).",
+    "It is far smaller and far more briefly trained than the paper's model (10,000 steps of batch 16, "
+    "about 42 minutes on a 2-core CPU), so that it runs faster than real time on two CPU cores.",
+    "Its timing is loosest on slow music: on the 95 BPM ballad it meets fewer beats than on the "
+    "faster songs (see the table above).",
     "The learned variance shapes training only: DDIM sampling, which streaming and editing use, "
     "does not read it.",
     "The head, wrist and hand contact labels come from joint speed (still = in contact), as in the "
