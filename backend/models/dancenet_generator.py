@@ -35,7 +35,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -45,12 +44,12 @@ from backend.models.base import (
     Cancelled, EditRequest, GenerationRequest, MotionChunk, OptionSpec, ProgressCallback, StopCheck, description,
 )
 from backend.models.checkpoint import load_for_sampling
+from backend.models.loaded import LoadedGenerator
 from backend.models.dancenet import HEIGHT, DanceNet, DanceNetConfig, DanceNetStream, outright_channels
-from backend.motion.contacts import contact_labels_torch
 from backend.motion.kinematics import forward_kinematics
-from backend.motion.layout import LAYOUTS, ROOT, MotionLayout
+from backend.motion.layout import ROOT
 from backend.motion.normalizer import Normalizer
-from backend.motion.rotations import quaternion_to_matrix, rot6d_to_matrix
+from backend.motion.rotations import rot6d_to_matrix
 from backend.motion.skeleton import SOLE_BELOW_FOOT_JOINT
 from backend.training.recipes import UNKNOWN_STYLE
 
@@ -105,24 +104,17 @@ def dancenet_options(styles: tuple[str, ...]) -> tuple[OptionSpec, ...]:
     )
 
 
-class DanceNetGenerator:
+class DanceNetGenerator(LoadedGenerator):
     """A loaded DanceNet behind the ``Generator`` interface."""
 
     family = "autoregressive"
 
     def __init__(self, model: DanceNet, normalizer: Normalizer, name: str = "dancenet",
                  device: str | torch.device = "cpu", info: dict[str, Any] | None = None) -> None:
-        self.device = torch.device(device)
-        self.model = model.to(self.device).eval()
+        super().__init__(model, normalizer, name, device, info)
         self.cfg: DanceNetConfig = model.cfg
-        self.layout: MotionLayout = LAYOUTS[self.cfg.layout]
-        self.normalizer = normalizer
-        self.name = name
-        self.fps = self.cfg.fps
-        self.contact_names = self.layout.contact_names
         self.styles: tuple[str, ...] = tuple(self.cfg.styles)
         self.options = dancenet_options(self.styles)
-        self.info = info or {}
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu",
@@ -157,16 +149,6 @@ class DanceNetGenerator:
         first, stop = request.span
         yield from self._fill(features, known, first, stop, request.seed, self._options(request.options),
                               should_stop, on_progress)
-
-    def _options(self, given: dict[str, Any]) -> dict[str, Any]:
-        return {o.name: given.get(o.name, o.default) for o in self.options}
-
-    def _contact_labels(self, rotations: np.ndarray, root: np.ndarray) -> np.ndarray:
-        """Contact labels of a motion sent without them, by the same rule as training data."""
-        positions, _ = forward_kinematics(
-            quaternion_to_matrix(torch.as_tensor(np.asarray(rotations), dtype=torch.float32)),
-            torch.as_tensor(np.asarray(root), dtype=torch.float32))
-        return contact_labels_torch(positions, self.layout.contact_joints, self.fps).numpy()
 
     def _style_index(self, style: str) -> int:
         if style not in self.styles:  # the server refuses it first; this is for direct callers

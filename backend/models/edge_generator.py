@@ -35,13 +35,12 @@ from backend.models.base import (
     Cancelled, EditRequest, GenerationRequest, MotionChunk, OptionSpec, ProgressCallback, StopCheck, description,
 )
 from backend.models.checkpoint import load_for_sampling
+from backend.models.loaded import LoadedGenerator
 from backend.models.diffusion import GaussianDiffusion, Inpainting
 from backend.models.edge import EdgeConfig, EdgeDenoiser
-from backend.motion.contacts import contact_labels_torch
 from backend.motion.kinematics import forward_kinematics
-from backend.motion.layout import LAYOUTS, MotionLayout
 from backend.motion.normalizer import Normalizer
-from backend.motion.rotations import quaternion_to_matrix, rot6d_to_matrix
+from backend.motion.rotations import rot6d_to_matrix
 from backend.motion.skeleton import NUM_JOINTS
 
 OPTIONS: tuple[OptionSpec, ...] = (
@@ -96,7 +95,7 @@ def commit_point(speed: torch.Tensor, first: int, end: int, total: int, search: 
     return lo + int(torch.argmin(stillness))
 
 
-class EdgeGenerator:
+class EdgeGenerator(LoadedGenerator):
     """A loaded EDGE-style model behind the ``Generator`` interface."""
 
     family = "diffusion"
@@ -104,16 +103,9 @@ class EdgeGenerator:
 
     def __init__(self, model: EdgeDenoiser, normalizer: Normalizer, name: str = "edge",
                  device: str | torch.device = "cpu", info: dict[str, Any] | None = None) -> None:
-        self.model = model.to(device).eval()
+        super().__init__(model, normalizer, name, device, info)
         self.cfg: EdgeConfig = model.cfg
-        self.layout: MotionLayout = LAYOUTS[self.cfg.layout]
-        self.normalizer = normalizer
         self.diffusion = GaussianDiffusion(self.cfg.diffusion_steps)
-        self.device = torch.device(device)
-        self.name = name
-        self.fps = self.cfg.fps
-        self.contact_names = self.layout.contact_names
-        self.info = info or {}
         self.edit_bridge_frames = BRIDGE_FRAMES  # benchmarks/edit_check.py tries others
 
     @classmethod
@@ -172,16 +164,6 @@ class EdgeGenerator:
         window = min(total, max(self.cfg.window_frames, min(stop - first, self.cfg.window_frames) + 2 * context))
         yield from self._fill(features, known, mask, first, stop, window, context, request.seed, opts,
                               should_stop, on_progress, bridge=self.edit_bridge_frames)
-
-    def _options(self, given: dict[str, Any]) -> dict[str, Any]:
-        return {o.name: given.get(o.name, o.default) for o in self.options}
-
-    def _contact_labels(self, rotations: np.ndarray, root: np.ndarray) -> np.ndarray:
-        """Contact labels of a motion sent without them, by the same rule as training data."""
-        positions, _ = forward_kinematics(
-            quaternion_to_matrix(torch.as_tensor(np.asarray(rotations), dtype=torch.float32)),
-            torch.as_tensor(np.asarray(root), dtype=torch.float32))
-        return contact_labels_torch(positions, self.layout.contact_joints, self.fps).numpy()
 
     def _fill(self, features: torch.Tensor, known: torch.Tensor, keep: torch.Tensor, first: int,
               stop: int, window: int, context: int, seed: int, opts: dict[str, Any],

@@ -41,12 +41,12 @@ from backend.models.base import (
     Cancelled, EditRequest, GenerationRequest, MotionChunk, OptionSpec, ProgressCallback, StopCheck, description,
 )
 from backend.models.checkpoint import load_for_sampling
+from backend.models.loaded import LoadedGenerator
 from backend.models.fact import Fact, FactConfig
-from backend.motion.contacts import contact_labels_torch
 from backend.motion.kinematics import forward_kinematics
-from backend.motion.layout import LAYOUTS, ROOT, MotionLayout
+from backend.motion.layout import ROOT
 from backend.motion.normalizer import Normalizer
-from backend.motion.rotations import quaternion_to_matrix, rot6d_to_matrix
+from backend.motion.rotations import rot6d_to_matrix
 from backend.motion.skeleton import SOLE_BELOW_FOOT_JOINT
 
 GROUND = slice(ROOT.start, ROOT.start + 2)
@@ -73,22 +73,15 @@ def pad_music(features: Tensor, before: int, after: int) -> Tensor:
     return torch.from_numpy(padded).to(features.device)
 
 
-class FactGenerator:
+class FactGenerator(LoadedGenerator):
     """A loaded FACT model behind the ``Generator`` interface."""
 
     family = "autoregressive"
 
     def __init__(self, model: Fact, normalizer: Normalizer, name: str = "fact",
                  device: str | torch.device = "cpu", info: dict[str, Any] | None = None) -> None:
-        self.device = torch.device(device)
-        self.model = model.to(self.device).eval()
+        super().__init__(model, normalizer, name, device, info)
         self.cfg: FactConfig = model.cfg
-        self.layout: MotionLayout = LAYOUTS[self.cfg.layout]
-        self.normalizer = normalizer
-        self.name = name
-        self.fps = self.cfg.fps
-        self.contact_names = self.layout.contact_names
-        self.info = info or {}
         self.chunk_frames = CHUNK_FRAMES  # a test streams one whole chunk to compare
         self.options: tuple[OptionSpec, ...] = (
             OptionSpec("step", "int", min(DEFAULT_STEP, self.cfg.predict_frames), 1, self.cfg.predict_frames,
@@ -277,13 +270,3 @@ class FactGenerator:
             physical = physical + shift
         rotations, root, contacts = self.layout.to_quaternions(physical)
         return MotionChunk(start=start, rotations=rotations, root_translation=root, contacts=contacts)
-
-    def _options(self, given: dict[str, Any]) -> dict[str, Any]:
-        return {o.name: given.get(o.name, o.default) for o in self.options}
-
-    def _contact_labels(self, rotations: np.ndarray, root: np.ndarray) -> np.ndarray:
-        """Contact labels of a motion sent without them, by the same rule as the training data."""
-        positions, _ = forward_kinematics(
-            quaternion_to_matrix(torch.as_tensor(np.asarray(rotations), dtype=torch.float32)),
-            torch.as_tensor(np.asarray(root), dtype=torch.float32))
-        return contact_labels_torch(positions, self.layout.contact_joints, self.fps).numpy()
