@@ -80,6 +80,25 @@ def _editing(client: Any, dance: Any, audio: bytes, repeats: int) -> dict[str, f
             "dance_rate_5s_s": statistics.median(thirties) / 6.0}
 
 
+def timed_dance(client: Any, audio: bytes, **request: Any) -> tuple[Any, float, float, list[Any]]:
+    """One 30 s dance through the socket: (result, seconds to the first chunk, seconds to
+    the last, the chunks as streamed), timed from the ``generate`` request."""
+    chunks: list[Any] = []
+    first: list[float] = []
+    t0 = time.perf_counter()
+
+    def on_chunk(chunk: Any) -> None:
+        if not chunks:
+            first.append(time.perf_counter() - t0)
+        chunks.append(chunk)
+
+    result = client.generate(audio, seconds=DANCE_SECONDS, on_chunk=on_chunk, **request)
+    total = time.perf_counter() - t0
+    if result.num_frames != int(DANCE_SECONDS * result.fps):
+        raise RuntimeError(f"asked for {DANCE_SECONDS} s, got {result.num_frames} frames")
+    return result, first[0], total, chunks
+
+
 def _per_model(client: Any, samples: np.ndarray, rate: int, repeats: int) -> dict[str, dict[str, Any]]:
     """Each loaded model's 30 s dance, from the request to the first and to the last chunk.
 
@@ -90,17 +109,10 @@ def _per_model(client: Any, samples: np.ndarray, rate: int, repeats: int) -> dic
     for k, model in enumerate(client.hello()["models"]):
         firsts, totals = [], []
         for r in range(repeats):
-            audio = song_variant(samples, rate, 100 * (k + 1) + r)
-            first: list[float] = []
-            t0 = time.perf_counter()
-
-            def on_chunk(chunk: Any, t0: float = t0, first: list[float] = first) -> None:
-                if not first:
-                    first.append(time.perf_counter() - t0)
-
-            client.generate(audio, model=model["name"], seed=r, seconds=DANCE_SECONDS, on_chunk=on_chunk)
-            totals.append(time.perf_counter() - t0)
-            firsts.append(first[0])
+            _, first, total, _ = timed_dance(client, song_variant(samples, rate, 100 * (k + 1) + r),
+                                             model=model["name"], seed=r)
+            firsts.append(first)
+            totals.append(total)
         out[model["name"]] = {"family": model["family"], "first_chunk_s": statistics.median(firsts),
                               "total_s": statistics.median(totals), "all_firsts": firsts}
     return out
@@ -125,19 +137,10 @@ def bench_server(repeats: int, pings: int) -> dict[str, Any]:
         with server.client(timeout=120) as client:
             for k in range(repeats):
                 audio = song_variant(samples, rate, k)
-                chunks = []
-                t0 = time.perf_counter()
-
-                def on_chunk(chunk: Any, t0: float = t0, chunks: list = chunks) -> None:
-                    if not chunks:
-                        firsts.append(time.perf_counter() - t0)
-                    chunks.append(chunk)
-
-                result = client.generate(audio, seed=k, seconds=DANCE_SECONDS, on_chunk=on_chunk)
-                totals.append(time.perf_counter() - t0)
+                result, first, total, chunks = timed_dance(client, audio, seed=k)
+                firsts.append(first)
+                totals.append(total)
                 generation.append(result.timings.get("generation_s", float("nan")))
-                if result.num_frames != int(DANCE_SECONDS * result.fps):
-                    raise RuntimeError(f"asked for {DANCE_SECONDS} s, got {result.num_frames} frames")
             editing = _editing(client, result, audio, repeats)
             per_model = _per_model(client, samples, rate, repeats)
             idle = ping_latencies(client, pings)
