@@ -6,19 +6,20 @@ scripts can use it with just pyzmq and numpy. docs/protocol.md is the spec.
 
 from protocol.client import ChoreoClient, GenerationResult, StreamedChunk
 from protocol.connection import (
-    default_connection_file, find_connection_files, read_connection_file, runtime_dir,
-    write_connection_file,
+    default_connection_file, find_connection_files, private_runtime_dir, read_connection_file,
+    runtime_dir, scan_connection_files, write_connection_file,
 )
 from protocol.errors import ERROR_CODES, ChoreoError, ChoreoTimeout, ProtocolError
 from protocol.messages import (
     ALLOWED_DTYPES, DEFAULT_MAX_MESSAGE_BYTES, PROTOCOL_NAME, PROTOCOL_VERSION, REPLY_TYPES,
-    REQUEST_TYPES, RESERVED_TYPES, Message, decode, encode,
+    REQUEST_TYPES, RESERVED_TYPES, SIGNATURE_SCHEME, Message, decode, encode, sign, verify_signature,
 )
 
 __all__ = [
     "ALLOWED_DTYPES", "DEFAULT_MAX_MESSAGE_BYTES", "ERROR_CODES", "PROTOCOL_NAME",
-    "PROTOCOL_VERSION", "REPLY_TYPES", "REQUEST_TYPES", "RESERVED_TYPES", "ChoreoClient",
-    "ChoreoError", "ChoreoTimeout", "GenerationResult", "Message", "ProtocolError",
+    "PROTOCOL_VERSION", "REPLY_TYPES", "REQUEST_TYPES", "RESERVED_TYPES", "SIGNATURE_SCHEME",
+    "ChoreoClient", "ChoreoError", "ChoreoTimeout", "GenerationResult", "Message", "ProtocolError",
     "StreamedChunk", "decode", "default_connection_file", "encode", "find_connection_files",
-    "read_connection_file", "runtime_dir", "write_connection_file",
+    "private_runtime_dir", "read_connection_file", "runtime_dir", "scan_connection_files", "sign",
+    "verify_signature", "write_connection_file",
 ]

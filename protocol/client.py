@@ -5,8 +5,13 @@ Two ways to use it:
 * the Blender add-on submits a job and calls ``poll_once()`` from a modal timer:
   it never blocks, returns whatever messages have arrived, and sends the
   heartbeat ``ping`` when one is due (the server drops jobs of clients that fall
-  silent, so a crashed Blender does not keep the GPU busy);
+  silent, so a crashed Blender does not keep the GPU busy). When the backend has
+  said nothing for ``timeout`` seconds, it ends each open job with an ``error``
+  ``timeout`` of its own making, so a caller never has to watch the clock;
 * scripts call the blocking ``generate()`` and get the whole dance back.
+
+Requests to a server with a key (its connection file's ``token``) are signed with
+it (``protocol.messages.sign``); the key itself never goes on the wire.
 
 A client object is not thread-safe (neither is the ZeroMQ socket under it): use
 it from one thread.
@@ -24,9 +29,9 @@ from typing import Any, Callable
 import numpy as np
 import zmq
 
-from protocol.connection import find_connection_files, read_connection_file
+from protocol.connection import live_connection_info, runtime_dir, scan_connection_files
 from protocol.errors import ChoreoError, ChoreoTimeout, ProtocolError
-from protocol.messages import Message, decode, encode, frames_nbytes
+from protocol.messages import Message, decode, encode, frames_nbytes, sign
 
 JOB_END_TYPES = frozenset({"done", "error", "cancelled"})
 
@@ -130,15 +135,17 @@ class ChoreoClient:
     """One DEALER connection to a choreo backend.
 
     ``timeout`` (seconds) bounds how long blocking calls wait for the backend to
-    say anything at all; while a job runs the backend answers heartbeats, so a
-    long dance does not time out, a dead backend does.
+    say anything at all, and how long ``poll_once`` lets a job go without a word
+    before it ends the job with ``timeout``; while a job runs the backend answers
+    heartbeats, so a long dance does not time out, a dead backend does.
+    ``token`` is the server's key: every request is signed with it.
     """
 
     def __init__(self, endpoint: str, token: str | None = None, timeout: float = 30.0,
                  heartbeat_interval: float = 2.0, max_message_bytes: int = 1 << 30,
                  context: zmq.Context | None = None) -> None:
         self.endpoint = endpoint
-        self.token = token
+        self.token = token or None
         self.timeout = timeout
         self.heartbeat_interval = heartbeat_interval
         self.max_message_bytes = max_message_bytes
@@ -149,6 +156,7 @@ class ChoreoClient:
         self._socket.connect(endpoint)
         self._inbox: deque[Message] = deque()
         self._open_jobs: dict[str, str | None] = {}  # generate msg_id -> job_id once accepted
+        self._submitted: dict[str, float] = {}  # generate msg_id -> when it was sent
         self._heartbeats: set[str] = set()
         self._last_heartbeat = 0.0
         # time.monotonic() when the backend last said anything, pongs included: a
@@ -159,14 +167,21 @@ class ChoreoClient:
     @classmethod
     def from_connection_file(cls, path: str | os.PathLike[str] | None = None,
                              **kwargs: Any) -> "ChoreoClient":
-        """Connect to the backend a connection file describes (default: the newest one)."""
+        """Connect to the backend a connection file describes (default: the newest one whose
+        backend still runs).
+
+        Raises ``ChoreoError`` ``no_backend`` when there is none, naming any stale file
+        (left by a killed backend) it skipped and removed.
+        """
         if path is None:
-            found = find_connection_files()
+            found, stale = scan_connection_files()
             if not found:
-                raise ChoreoError("no_backend", "no running backend: no connection file found "
-                                  "(start one with `choreo serve`)")
+                why = (f"removed stale connection file(s) {', '.join(map(str, stale))}: their backend "
+                       "is not running" if stale else f"no connection file in {runtime_dir()}")
+                raise ChoreoError("no_backend", f"no running backend ({why}); start one with "
+                                  "`choreo serve`")
             path = found[0]
-        info = read_connection_file(path)
+        info = live_connection_info(path)
         return cls(info["endpoint"], token=info.get("token"), **kwargs)
 
     # -- sending ---------------------------------------------------------------------
@@ -175,8 +190,9 @@ class ChoreoClient:
         """Send a request; returns its msg_id (replies carry it as ``reply_to``)."""
         if self._closed:
             raise ChoreoError("closed", "this client is closed")
-        message.token = self.token
         frames = encode(message)
+        if self.token is not None:
+            frames = sign(frames, self.token)
         limit = self.server_limits.get("max_message_bytes")
         if limit is not None and frames_nbytes(frames) > limit:
             raise ProtocolError("message_too_large", f"{message.type} is {frames_nbytes(frames)} "
@@ -201,8 +217,12 @@ class ChoreoClient:
         content = {"model": model, "seed": seed, "start": start, "seconds": seconds,
                    "guidance": guidance, "steps": steps, "options": options or {}}
         msg = Message("generate", content, buffers={"audio": np.frombuffer(audio, dtype=np.uint8)})
-        msg_id = self.send(msg)
+        return self._submit(msg)
+
+    def _submit(self, message: Message) -> str:
+        msg_id = self.send(message)
         self._open_jobs[msg_id] = None
+        self._submitted[msg_id] = time.monotonic()
         return msg_id
 
     def cancel(self, job_id: str) -> str:
@@ -215,13 +235,35 @@ class ChoreoClient:
         """Every message that has arrived, without blocking; sends a heartbeat when due.
 
         Pongs answering the automatic heartbeats are consumed here (they only prove
-        the backend is alive); everything else is returned in arrival order.
+        the backend is alive); everything else is returned in arrival order. A job
+        the backend has said nothing about for ``timeout`` seconds (nothing at all
+        heard since it was submitted, or for ``timeout`` s since the last message)
+        ends here with an ``error`` ``timeout`` made by this client: it replies to the
+        job's request like the backend's own ``error`` would, and the job leaves
+        ``open_jobs``.
         """
         self._heartbeat_if_due()
         out = list(self._inbox)
         self._inbox.clear()
         out.extend(self._read_available())
+        out.extend(self._time_out_silent_jobs())
         return out
+
+    def _time_out_silent_jobs(self) -> list[Message]:
+        now = time.monotonic()
+        ended = []
+        for msg_id, job_id in list(self._open_jobs.items()):
+            silent = now - max(self.last_heard, self._submitted.get(msg_id, now))
+            if silent > self.timeout:
+                self._forget(msg_id)
+                ended.append(Message("error", {
+                    "code": "timeout", "message": f"the backend at {self.endpoint} has said nothing "
+                    f"for {silent:.1f} s (timeout {self.timeout:g} s)"}, reply_to=msg_id, job_id=job_id))
+        return ended
+
+    def _forget(self, msg_id: str) -> None:
+        self._open_jobs.pop(msg_id, None)
+        self._submitted.pop(msg_id, None)
 
     def _heartbeat_if_due(self) -> None:
         now = time.monotonic()
@@ -249,7 +291,7 @@ class ChoreoClient:
                 if msg.type == "accepted":
                     self._open_jobs[msg.reply_to] = msg.job_id
                 elif msg.type in JOB_END_TYPES:
-                    del self._open_jobs[msg.reply_to]
+                    self._forget(msg.reply_to)
             out.append(msg)
 
     def wait_for(self, match: Callable[[Message], bool], timeout: float | None = None) -> Message:
@@ -353,9 +395,7 @@ class ChoreoClient:
             buffers["keyframe_root_translation"] = np.asarray(keyframe_root_translation, dtype=np.float32)
         content = {"model": model, "seed": seed, "start": start, "audio_hash": audio_hash,
                    "guidance": guidance, "steps": steps, "options": options or {}}
-        msg_id = self.send(Message("inpaint", content, buffers=buffers))
-        self._open_jobs[msg_id] = None
-        return msg_id
+        return self._submit(Message("inpaint", content, buffers=buffers))
 
     def inpaint(self, audio: bytes | bytearray | memoryview | str | os.PathLike[str] | None = None, *,
                 rotations: np.ndarray, root_translation: np.ndarray, keep: np.ndarray,
@@ -398,6 +438,9 @@ class ChoreoClient:
                     raise ChoreoError("cancelled", f"job {job_id} was cancelled "
                                       f"({msg.content.get('reason', 'cancel')})", reply_to=msg_id,
                                       job_id=job_id)
+        except ChoreoTimeout:
+            self._forget(msg_id)  # over for this client: poll_once must not report it again
+            raise
         except KeyboardInterrupt:
             if msg_id in self._open_jobs and job_id:
                 self.cancel(job_id)

@@ -14,8 +14,11 @@ at them. docs/protocol.md is the spec this module implements.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import math
+import re
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
@@ -25,7 +28,7 @@ import numpy as np
 from protocol.errors import ProtocolError
 
 PROTOCOL_NAME = "choreo"
-PROTOCOL_VERSION = "1.2"
+PROTOCOL_VERSION = "1.3"
 PROTOCOL_MAJOR = 1
 
 REQUEST_TYPES: frozenset[str] = frozenset({"hello", "generate", "inpaint", "cancel", "ping", "shutdown"})
@@ -48,6 +51,12 @@ MAX_HEADER_BYTES = 1024 * 1024
 MAX_BUFFERS = 16
 MAX_NDIM = 8
 MAX_ID_LENGTH = 64
+MAX_DIM = 2**40
+"""The largest length of one buffer axis (a larger one is a ``bad_message``, never a numpy error)."""
+SIGNATURE_SCHEME = "hmac-sha256"
+"""How requests are signed with the server's key (see ``sign``)."""
+_VERSION = re.compile(r"([0-9]{1,6})\.([0-9]{1,6})", re.ASCII)
+_SIGNATURE = re.compile(r"[0-9a-f]{64}", re.ASCII)
 
 
 def new_id() -> str:
@@ -55,18 +64,19 @@ def new_id() -> str:
     return uuid.uuid4().hex
 
 
-def parse_version(version: Any) -> tuple[int, int]:
-    """``"1.1"`` -> ``(1, 1)``; anything else is a ``bad_message``."""
-    if isinstance(version, str):
-        parts = version.split(".")
-        if len(parts) == 2 and all(p.isdigit() and len(p) <= 6 for p in parts):
-            return int(parts[0]), int(parts[1])
-    raise ProtocolError("bad_message", f"version must be a 'major.minor' string, got {version!r}")
+def parse_version(version: Any, *, reply_to: str | None = None) -> tuple[int, int]:
+    """``"1.1"`` -> ``(1, 1)``; anything else (``"1.\u00b2"``, other scripts' digits, ``"1.2.0"``)
+    is a ``bad_message``. Only the ASCII digits 0-9 count."""
+    match = _VERSION.fullmatch(version) if isinstance(version, str) else None
+    if match is None:
+        raise ProtocolError("bad_message", f"version must be a 'major.minor' string of ASCII digits, "
+                            f"got {version!r:.40}", reply_to=reply_to)
+    return int(match[1]), int(match[2])
 
 
 def check_version(version: Any, *, reply_to: str | None = None) -> None:
     """Accept our major version with any minor (newer minors only add); refuse other majors."""
-    major, _ = parse_version(version)
+    major, _ = parse_version(version, reply_to=reply_to)
     if major != PROTOCOL_MAJOR:
         raise ProtocolError(
             "unsupported_version",
@@ -91,6 +101,7 @@ class Message:
     job_id: str | None = None
     version: str = PROTOCOL_VERSION
     token: str | None = None
+    signature: str | None = None
 
 
 def _wire_array(name: str, array: Any) -> np.ndarray:
@@ -195,10 +206,11 @@ def _buffer_specs(header: dict[str, Any], reply_to: str | None) -> list[tuple[st
                                 f"buffer {name!r}: dtype {dtype!r} not in {sorted(ALLOWED_DTYPES)}",
                                 reply_to=reply_to)
         if (not isinstance(shape, list) or len(shape) > MAX_NDIM
-                or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)):
+                or not all(isinstance(d, int) and not isinstance(d, bool) and 0 <= d <= MAX_DIM
+                           for d in shape)):
             raise ProtocolError("bad_message",
                                 f"buffer {name!r}: shape must be a list of at most {MAX_NDIM} "
-                                f"non-negative ints, got {shape!r}", reply_to=reply_to)
+                                f"ints in [0, 2**40], got {shape!r:.200}", reply_to=reply_to)
         out.append((name, np.dtype(dtype), tuple(shape)))
     return out
 
@@ -237,6 +249,9 @@ def decode(frames: Sequence[bytes | memoryview | Any],
     token = header.get("token")
     if token is not None and not isinstance(token, str):
         raise ProtocolError("bad_message", "token must be a string", reply_to=reply_to)
+    signature = header.get("signature")
+    if signature is not None and not isinstance(signature, str):
+        raise ProtocolError("bad_message", "signature must be a string", reply_to=reply_to)
 
     specs = _buffer_specs(header, reply_to)
     data = frames[1:]
@@ -259,11 +274,65 @@ def decode(frames: Sequence[bytes | memoryview | Any],
             raise ProtocolError("bad_message",
                                 f"buffer {name!r} is {len(frame)} bytes, {dtype.str}{list(shape)} "
                                 f"needs {expected}", reply_to=reply_to)
-        buffers[name] = np.frombuffer(frame, dtype=dtype).reshape(shape)
+        try:
+            buffers[name] = np.frombuffer(frame, dtype=dtype).reshape(shape)
+        except (ValueError, OverflowError) as exc:  # e.g. [0, 2**40, 2**40]: too big for numpy
+            raise ProtocolError("bad_message", f"buffer {name!r}: shape {list(shape)} is not an "
+                                f"array numpy can hold: {exc}", reply_to=reply_to) from None
     return Message(type=kind, content=content, buffers=buffers, msg_id=msg_id,
                    reply_to=_optional_id(header, "reply_to", reply_to),
                    job_id=_optional_id(header, "job_id", reply_to),
-                   version=header["version"], token=token)
+                   version=header["version"], token=token, signature=signature)
+
+
+def _key_bytes(key: str) -> bytes:
+    return key.encode("utf-8", "surrogatepass")
+
+
+def _digest(key: str, header: bytes, buffers: Sequence[Any]) -> str:
+    mac = hmac.new(_key_bytes(key), header, hashlib.sha256)
+    for frame in buffers:
+        view = _byte_view(frame)
+        mac.update(len(view).to_bytes(8, "big"))
+        mac.update(view)
+    return mac.hexdigest()
+
+
+def sign(frames: Sequence[Any], key: str) -> list[Any]:
+    """``frames`` (as ``encode`` makes them) signed with ``key``, as Jupyter signs its messages.
+
+    The signature is the HMAC-SHA256, keyed with the key's UTF-8 bytes, of the header
+    frame as it was before signing, followed by each buffer frame's length (8 bytes,
+    unsigned big-endian) and bytes. It goes into the
+    header as its last member, written exactly ``,"signature":"<64 hex digits>"}``, so
+    the receiver gets the signed bytes back by cutting that member off.
+    """
+    header = bytes(_byte_view(frames[0]))
+    if not header.endswith(b"}") or len(header) < 3:
+        raise ProtocolError("bad_message", "only a JSON object header can be signed")
+    digest = _digest(key, header, frames[1:])
+    return [header[:-1] + b',"signature":"' + digest.encode() + b'"}', *frames[1:]]
+
+
+def verify_signature(frames: Sequence[Any], key: str) -> bool:
+    """True when the header's ``signature`` is ``sign``'s for these frames and ``key``."""
+    header = bytes(_byte_view(frames[0]))
+    try:
+        signature = json.loads(header.decode("utf-8")).get("signature")
+    except (UnicodeDecodeError, ValueError, AttributeError, RecursionError):
+        return False
+    if not isinstance(signature, str) or not _SIGNATURE.fullmatch(signature):
+        return False
+    suffix = b',"signature":"' + signature.encode() + b'"}'
+    if not header.endswith(suffix):
+        return False
+    expected = _digest(key, header[:-len(suffix)] + b"}", frames[1:])
+    return hmac.compare_digest(expected, signature)
+
+
+def same_key(given: str, key: str) -> bool:
+    """A carried ``token`` against the key, in constant time (any string, lone surrogates too)."""
+    return hmac.compare_digest(_key_bytes(given), _key_bytes(key))
 
 
 def _byte_view(frame: Any) -> memoryview:

@@ -20,7 +20,7 @@ import zmq
 from protocol import (
     ALLOWED_DTYPES, ERROR_CODES, PROTOCOL_VERSION, ChoreoClient, ChoreoError, ChoreoTimeout, Message,
     ProtocolError, decode, default_connection_file, encode, find_connection_files,
-    read_connection_file, write_connection_file,
+    read_connection_file, sign, verify_signature, write_connection_file,
 )
 from protocol.client import StreamedChunk, assemble
 from protocol.messages import MAX_BUFFERS, MAX_HEADER_BYTES, check_version, peek_msg_id
@@ -163,8 +163,11 @@ def test_versions_newer_minor_is_accepted_other_major_refused():
     err = expect_error("unsupported_version", frames_with({"version": "2.0"}))
     assert "2.0" in err.message and err.reply_to
     expect_error("unsupported_version", frames_with({"version": "0.9"}))
-    for bad in ("1", "one.zero", "1.0.0", 1.0, None, "1.-1"):
-        expect_error("bad_message", frames_with({"version": bad}))
+    for bad in ("1", "one.zero", "1.0.0", 1.0, None, "1.-1", "1.\u00b2", "\u0661.\u0662", "1.\uff12",
+                " 1.2", "1.2\n", "+1.2", "1.2a", "1234567.0"):
+        frames = frames_with({"version": bad})
+        err = expect_error("bad_message", frames)  # never 'internal', never accepted as 1.2
+        assert err.reply_to == header_of(frames)["msg_id"], bad  # the msg_id was readable
     check_version("1.0")
 
 
@@ -176,6 +179,10 @@ def test_buffer_descriptions_are_checked():
                    {"name": ""}, {"name": None}):
         frames = frames_with({"buffers": [{**spec, **change}]}, one)
         expect_error("bad_message", frames)
+    for shape in ([0, 1180591620717411303424], [0, 2**41], [2**40, 2**40, 0], [0] + [2**40] * 7):
+        frames = frames_with({"buffers": [{**spec, "shape": shape}]}) + [b""]
+        err = expect_error("bad_message", frames)  # numpy cannot hold it: refused, not a crash
+        assert err.reply_to == header_of(frames)["msg_id"]
     two = frames_with({"buffers": [spec, spec]}, one) + [bytes(16)]
     expect_error("bad_message", two)  # duplicate names
     many = [{**spec, "name": f"b{i}", "shape": [0]} for i in range(MAX_BUFFERS + 1)]
@@ -271,8 +278,9 @@ def test_clients_find_the_newest_connection_file(tmp_path, monkeypatch):
     with pytest.raises(ChoreoError) as info:
         ChoreoClient.from_connection_file()
     assert info.value.code == "no_backend"
-    old = write_connection_file(default_connection_file(111), "tcp://127.0.0.1:1111", None)
-    new = write_connection_file(default_connection_file(222), "tcp://127.0.0.1:2222", "tok")
+    # pid 1 runs (and started before these files were written): both backends count as alive
+    old = write_connection_file(default_connection_file(111), "tcp://127.0.0.1:1111", None, pid=1)
+    new = write_connection_file(default_connection_file(222), "tcp://127.0.0.1:2222", "tok", pid=1)
     os.utime(old, (time.time() - 60, time.time() - 60))
     assert old.parent == tmp_path / "runtime" and new.name == "backend-222.json"
     assert find_connection_files() == [new, old]
@@ -321,10 +329,12 @@ def test_client_times_out_when_nobody_answers():
             assert 0.25 < time.monotonic() - t0 < 3
 
 
-def recv(router: zmq.Socket, timeout_ms: int = 2000) -> tuple[bytes, Message]:
+def recv(router: zmq.Socket, timeout_ms: int = 2000, key: str = "t") -> tuple[bytes, Message]:
     assert router.poll(timeout_ms), "nothing arrived"
     identity, *frames = router.recv_multipart()
-    return identity, decode(frames)
+    message = decode(frames)
+    assert message.signature is None or verify_signature(frames, key)
+    return identity, message
 
 
 def test_client_heartbeats_while_a_job_is_open_and_hides_their_pongs():
@@ -335,7 +345,7 @@ def test_client_heartbeats_while_a_job_is_open_and_hides_their_pongs():
             assert client.poll_once() == []  # no job open: no heartbeat
             msg_id = client.submit_generate(b"RIFF-bytes", seed=3, seconds=2.0, steps=4)
             identity, gen = recv(router)
-            assert gen.type == "generate" and gen.token == "t"
+            assert gen.type == "generate" and gen.token is None and gen.signature  # signed, not carried
             assert gen.content["seed"] == 3 and gen.content["steps"] == 4
             assert gen.buffers["audio"].tobytes() == b"RIFF-bytes"
 
@@ -367,3 +377,107 @@ def test_client_heartbeats_while_a_job_is_open_and_hides_their_pongs():
             time.sleep(0.15)
             client.poll_once()
             assert not router.poll(100), "no heartbeats once no job is open"
+
+
+# -- signing ----------------------------------------------------------------------------------
+
+def test_a_signed_message_verifies_with_its_key_only_and_any_change_breaks_it():
+    message = Message("generate", {"seed": 3}, {"audio": np.frombuffer(b"RIFF-bytes", np.uint8)})
+    frames = [bytes(f) for f in sign(encode(message), "key-1")]
+    assert verify_signature(frames, "key-1") and not verify_signature(frames, "key-2")
+    out = decode(frames)
+    assert out.signature and out.token is None and out.content == {"seed": 3}
+    assert "key-1" not in repr(frames)  # the key itself never goes on the wire
+    header = frames[0]
+    assert header.endswith(b',"signature":"' + out.signature.encode() + b'"}')
+    changed = [
+        [header.replace(b'"seed":3', b'"seed":4')] + frames[1:],  # content
+        [header] + [b"RIFF-bytez"],  # a buffer
+        [header] + frames[1:] + [b""],  # an extra frame
+        [header.replace(b',"signature"', b', "signature"')] + frames[1:],  # not the exact last member
+        [header.replace(out.signature.encode(), out.signature.upper().encode())] + frames[1:],
+        [bytes(encode(message)[0])] + frames[1:],  # no signature at all
+    ]
+    assert not any(verify_signature(f, "key-1") for f in changed)
+    again = sign(encode(message), "key-1")  # a new sign of the same message: the same signature
+    assert verify_signature(again, "key-1") and bytes(again[0]) == header
+    weird = "\ud800-not-utf8"  # any string is a key, lone surrogates too
+    assert verify_signature(sign(encode(message), weird), weird)
+
+
+# -- connection files: privacy and staleness --------------------------------------------------
+
+def test_the_runtime_folder_is_made_private_even_when_it_already_existed(tmp_path, monkeypatch):
+    folder = tmp_path / "runtime"
+    folder.mkdir(mode=0o755)
+    folder.chmod(0o755)
+    monkeypatch.setenv("CHOREO_RUNTIME_DIR", str(folder))
+    path = write_connection_file(default_connection_file(), "tcp://127.0.0.1:5555", "k")
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    other = tmp_path / "elsewhere"  # a folder the user chose is theirs: left as it is
+    other.mkdir(mode=0o755)
+    other.chmod(0o755)
+    write_connection_file(other / "c.json", "tcp://127.0.0.1:5555", "k")
+    assert stat.S_IMODE(other.stat().st_mode) == 0o755
+
+
+def dead_pid() -> int:
+    """The pid of a process that has exited (and been reaped)."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_stale_connection_files_are_skipped_removed_and_named(tmp_path, monkeypatch):
+    monkeypatch.setenv("CHOREO_RUNTIME_DIR", str(tmp_path / "runtime"))
+    pid = dead_pid()
+    stale = write_connection_file(default_connection_file(pid), "tcp://127.0.0.1:1111", "k", pid=pid)
+    with pytest.raises(ChoreoError) as info:
+        ChoreoClient.from_connection_file()
+    assert info.value.code == "no_backend" and str(stale) in info.value.message
+    assert not stale.exists()
+
+    live = write_connection_file(default_connection_file(1), "tcp://127.0.0.1:2222", "k", pid=1)
+    os.utime(live, (time.time() - 30, time.time() - 30))  # older than the stale one below
+    stale = write_connection_file(default_connection_file(pid), "tcp://127.0.0.1:1111", "k", pid=pid)
+    assert find_connection_files() == [live] and not stale.exists()
+    stale = write_connection_file(default_connection_file(pid), "tcp://127.0.0.1:1111", "k", pid=pid)
+    with ChoreoClient.from_connection_file() as client:  # the newest file is stale: skipped
+        assert client.endpoint == "tcp://127.0.0.1:2222"
+    assert not stale.exists()
+
+    named = write_connection_file(tmp_path / "named.json", "tcp://127.0.0.1:1111", "k", pid=pid)
+    with pytest.raises(ChoreoError) as info:  # a file given by path is checked too
+        ChoreoClient.from_connection_file(named)
+    assert info.value.code == "no_backend" and str(named) in info.value.message
+    # a backend on another machine: its pid means nothing here, so it is not judged
+    remote = write_connection_file(tmp_path / "remote.json", "tcp://192.0.2.7:1111", "k", pid=pid)
+    with ChoreoClient.from_connection_file(remote) as client:
+        assert client.endpoint == "tcp://192.0.2.7:1111"
+
+
+# -- the polling API ends jobs of a silent backend --------------------------------------------
+
+def test_poll_once_ends_every_open_job_of_a_silent_backend_with_timeout():
+    ctx = zmq.Context.instance()
+    with ctx.socket(zmq.ROUTER) as router:
+        port = router.bind_to_random_port("tcp://127.0.0.1")
+        with ChoreoClient(f"tcp://127.0.0.1:{port}", timeout=0.5, heartbeat_interval=0.1) as client:
+            first = client.submit_generate(b"RIFF-one", seed=1)
+            identity, _ = recv(router, key="")
+            router.send_multipart([identity, *encode(Message("accepted", reply_to=first, job_id="j1"))])
+            second = client.submit_generate(b"RIFF-two", seed=2)
+            got: list[Message] = []
+            deadline = time.monotonic() + 30
+            while len([m for m in got if m.type == "error"]) < 2:  # the backend says nothing more
+                assert time.monotonic() < deadline, got
+                got += client.poll_once()
+                time.sleep(0.02)
+            assert got[0].type == "accepted"
+            ends = {m.reply_to: m for m in got if m.type == "error"}
+            assert set(ends) == {first, second}
+            assert all(m.content["code"] == "timeout" for m in ends.values())
+            assert ends[first].job_id == "j1" and ends[second].job_id is None
+            assert client.open_jobs == {}
+            assert client.poll_once() == []  # each job ends once

@@ -26,7 +26,7 @@ def test_connection_file_describes_the_running_server(backend_server, monkeypatc
     info = read_connection_file(path)
     assert info["pid"] == backend_server.proc.pid
     assert info["endpoint"].startswith("tcp://127.0.0.1:")
-    assert info["version"] == PROTOCOL_VERSION and info["token"] is None
+    assert info["version"] == PROTOCOL_VERSION and len(info["token"]) == 64  # its random key
     assert "ready on" in backend_server.log_text() and "warm-up took" in backend_server.log_text()
     monkeypatch.setenv("CHOREO_RUNTIME_DIR", str(path.parent))
     with ChoreoClient.from_connection_file() as client:  # finds the newest file there

@@ -18,7 +18,7 @@ from protocol.errors import ChoreoError
 from protocol.messages import DEFAULT_MAX_MESSAGE_BYTES
 
 TOKEN_ENV = "CHOREO_SERVER_TOKEN"
-"""Environment variable a token can come from, so that it never shows in ``ps``."""
+"""Environment variable a key (token) can come from, so that it never shows in ``ps``."""
 
 
 class ServerConfigError(ChoreoError):
@@ -36,8 +36,8 @@ def is_loopback(host: str) -> bool:
 
 
 def generate_token() -> str:
-    """A random auth token for a server that others may reach."""
-    return secrets.token_hex(24)
+    """A random key: 256 bits, as hex (what every server gets unless it is told one, or is open)."""
+    return secrets.token_hex(32)
 
 
 @dataclass
@@ -53,12 +53,17 @@ class ServerConfig:
         default: four times ``max_message_bytes``.
     client_timeout: seconds without any message from a client (its heartbeat
         pings included) after which its jobs are dropped.
+    token: the server's key; None (the default): a random one, made at start and
+        written only into the connection file. Every request must be signed with it.
+    open: no key at all: any local process may send requests (debugging only;
+        loopback addresses only).
     """
 
     host: str = "127.0.0.1"
     port: int = 0
     allow_remote: bool = False
     token: str | None = None
+    open: bool = False
     connection_file: Path | None = None
     models: tuple[str, ...] = ()
     checkpoints: dict[str, str] = field(default_factory=dict)
@@ -80,6 +85,11 @@ class ServerConfig:
                 f"refusing to listen on {self.host!r}: it is not a loopback address, and a "
                 "backend reachable from other machines needs both allow_remote "
                 "(--allow-remote) and an auth token (--token or $" + TOKEN_ENV + ")")
+        if self.open and not is_loopback(self.host):
+            raise ServerConfigError("remote_bind_refused", f"an open server (--open, no key) listens on "
+                                    f"loopback only, not on {self.host!r}")
+        if self.open and self.token:
+            raise ServerConfigError("bad_config", "an open server (--open) has no key: drop --token")
         if not 0 <= self.port <= 65535:
             raise ServerConfigError("bad_config", f"port must be 0-65535, got {self.port}")
         if self.max_audio_seconds <= 0 or self.max_message_bytes <= 0 or self.max_queue < 0:
@@ -111,6 +121,8 @@ class ServerConfig:
             args += ["--hard-max-message-bytes", str(self.hard_max_message_bytes)]
         if self.allow_remote:
             args.append("--allow-remote")
+        if self.open:
+            args.append("--open")
         if self.connection_file is not None:
             args += ["--connection-file", str(self.connection_file)]
         for name in self.models:
@@ -129,7 +141,10 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--allow-remote", action="store_true",
                         help="allow a non-loopback --host (also needs a token)")
     parser.add_argument("--token", default=None,
-                        help=f"auth token every request must carry (default: ${TOKEN_ENV} if set)")
+                        help=f"the key every request is signed with (default: ${TOKEN_ENV} if set, "
+                        "else a random one, written only into the connection file)")
+    parser.add_argument("--open", action="store_true",
+                        help="no key: any local process may use the backend (debugging; loopback only)")
     parser.add_argument("--connection-file", type=Path, default=None,
                         help="where to write the connection file (default: runtime dir)")
     parser.add_argument("--model", action="append", default=[], metavar="NAME[=CHECKPOINT]",
@@ -157,7 +172,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
             checkpoints[name] = ckpt
     return ServerConfig(
         host=args.host, port=args.port, allow_remote=args.allow_remote,
-        token=args.token or os.environ.get(TOKEN_ENV) or None,
+        token=args.token or (None if args.open else os.environ.get(TOKEN_ENV)) or None, open=args.open,
         connection_file=args.connection_file, models=tuple(models), checkpoints=checkpoints,
         device=args.device, max_audio_seconds=args.max_audio_seconds,
         max_message_bytes=args.max_message_bytes,

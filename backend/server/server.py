@@ -9,15 +9,20 @@ Threads and who owns what:
 * the worker thread runs queued jobs one at a time (see ``worker.py``) and hands
   its messages to the I/O thread over an inproc PAIR socket.
 
-Sending uses ROUTER_MANDATORY, so a message to a client that has gone raises
-EHOSTUNREACH instead of vanishing; that is how a closed Blender stops its job
-within one sampling step. Clients that stay connected but silent (a hung
-process) are caught by the heartbeat timeout instead.
+Every server has a key (random unless it is given one, none only when started
+``open``), written only into its 0600 connection file; a request must be signed
+with it (or carry it), else it is answered ``unauthorized``.
+
+A client that disconnects is noticed when it happens: a socket monitor reports each
+TCP connection's end, and the jobs of the client on that connection are dropped at
+once, so their queue places are free for others. Sending also uses ROUTER_MANDATORY,
+so a message to a client that has gone raises EHOSTUNREACH instead of vanishing.
+Clients that stay connected but silent (a hung process) are caught by the heartbeat
+timeout instead.
 """
 
 from __future__ import annotations
 
-import hmac
 import importlib.metadata
 import logging
 import signal
@@ -29,17 +34,18 @@ from pathlib import Path
 from typing import Any
 
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from backend.conventions import FPS
 from backend.motion.skeleton import JOINT_NAMES
-from backend.server.config import ServerConfig
+from backend.server.config import ServerConfig, generate_token
 from backend.server.jobs import Job, JobBoard, Stats, client_timeout_error
 from backend.server.validation import audio_bytes, parse_generate, parse_inpaint
 from protocol.connection import default_connection_file, write_connection_file
 from protocol.errors import ChoreoError, ProtocolError
 from protocol.messages import (
-    MAX_BUFFERS, PROTOCOL_NAME, PROTOCOL_VERSION, REQUEST_TYPES, RESERVED_TYPES, Message, decode,
-    encode, error, new_id, peek_msg_id, reply,
+    MAX_BUFFERS, PROTOCOL_NAME, PROTOCOL_VERSION, REQUEST_TYPES, RESERVED_TYPES, SIGNATURE_SCHEME, Message,
+    decode, encode, error, new_id, peek_msg_id, reply, same_key, verify_signature,
 )
 
 log = logging.getLogger("choreo.server")
@@ -48,6 +54,8 @@ MAX_BACKLOG = 5000
 """Messages held for a client whose socket buffer is full before it counts as gone."""
 POLL_MS = 100
 """How long the I/O loop sleeps when nothing happens (bounds signal and timeout latency)."""
+SIGNATURE_HISTORY = 65536
+"""Signatures remembered to refuse a replayed request (as Jupyter keeps a digest history)."""
 
 
 def backend_version() -> str:
@@ -75,6 +83,12 @@ class Server:
         self.device = ""
         self.endpoint = ""
         self.connection_file: Path | None = None
+        # the key: never logged, never on a command line, only in the connection file
+        self.key: str | None = None if config.open else (config.token or generate_token())
+        self._signatures: set[str] = set()
+        self._signature_order: deque[str] = deque()
+        self._fd_of: dict[bytes, int] = {}  # client identity -> its connection's file descriptor
+        self._on_fd: dict[int, set[bytes]] = {}
         self._stop_reason: str | None = None
         self._shutdown_request: tuple[bytes, Message] | None = None
         self._last_seen: dict[bytes, float] = {}
@@ -168,21 +182,27 @@ class Server:
         worker = Worker(self.board, self.generators, self.cache, self.stats, context, outbox_address,
                         self.num_frames)
         self._router, self._outbox = router, outbox
+        # connection ends, as they happen: the jobs of a client that is gone free their places
+        self._monitor = router.get_monitor_socket(zmq.EVENT_DISCONNECTED)
         try:
             router.bind(self.config.bind_address())
             self.endpoint = router.getsockopt_string(zmq.LAST_ENDPOINT).replace("0.0.0.0", "127.0.0.1")
             worker.start()
             self.connection_file = write_connection_file(
                 self.config.connection_file or default_connection_file(), self.endpoint,
-                self.config.token, backend_version=backend_version(), device=self.device,
+                self.key, backend_version=backend_version(), device=self.device,
                 models=sorted(self.generators))
             log.info("choreo backend ready on %s (connection file %s)", self.endpoint, self.connection_file)
+            if self.key is None:
+                log.warning("open server: no key, any local process may send requests (debugging only)")
             self._loop()
             log.info("shutting down: %s", self._stop_reason)
             self._finish(worker)
         finally:  # also after a crash of the loop: stop the worker, close, clean up
             for job in self.board.close() + ([self.board.running] if self.board.running else []):
                 job.stop("shutdown")
+            router.disable_monitor()
+            self._monitor.close(linger=0)
             router.close(linger=1000)  # lets the last replies (shutdown_reply) leave
             outbox.close(linger=0)
             if worker.ident is not None:
@@ -206,8 +226,11 @@ class Server:
         poller = zmq.Poller()
         poller.register(self._router, zmq.POLLIN)
         poller.register(self._outbox, zmq.POLLIN)
+        poller.register(self._monitor, zmq.POLLIN)
         while self._stop_reason is None:
             events = dict(poller.poll(10 if self._backlog else POLL_MS))
+            if self._monitor in events:
+                self._connection_events()
             if self._router in events:
                 for _ in range(64):
                     if not self._receive():
@@ -242,17 +265,23 @@ class Server:
 
     # -- receiving -------------------------------------------------------------------
 
-    def _read_frames(self) -> tuple[bytes, list[zmq.Frame], ProtocolError | None] | None:
+    def _read_frames(self) -> tuple[bytes, int, list[zmq.Frame], ProtocolError | None] | None:
         """One multipart message from the ROUTER, read part by part so that at most
-        ``max_message_bytes`` of it is kept; None when nothing is waiting.
+        ``max_message_bytes`` of it is kept, and the file descriptor of the connection it
+        came on (-1 if unknown); None when nothing is waiting.
 
         A message over a limit is still read to its end (ZeroMQ delivers it whole),
         but only its header is kept, to name it in the ``error`` reply.
         """
         try:
-            identity = self._router.recv(zmq.NOBLOCK)
+            identity_frame = self._router.recv(zmq.NOBLOCK, copy=False)
         except zmq.Again:
             return None
+        identity = identity_frame.bytes
+        try:
+            fd = int(identity_frame.get(zmq.SRCFD))
+        except (zmq.ZMQError, AttributeError, TypeError, ValueError):
+            fd = -1
         parts: list[zmq.Frame] = []
         total, count, refusal = 0, 0, None
         while self._router.getsockopt(zmq.RCVMORE):
@@ -270,20 +299,24 @@ class Server:
                 parts = parts[:1]
         if refusal is not None and parts:
             refusal.reply_to = peek_msg_id(parts[0].buffer)
-        return identity, parts, refusal
+        return identity, fd, parts, refusal
 
     def _receive(self) -> bool:
         got = self._read_frames()
         if got is None:
             return False
-        identity, frames, refusal = got
+        identity, fd, frames, refusal = got
+        # connection ends reported before this message are handled before its sender is
+        # tied to its connection: a new connection can reuse a closed one's descriptor
+        self._connection_events()
+        self._bind_connection(identity, fd)
         self._last_seen[identity] = time.monotonic()
         message: Message | None = None
         try:
             if refusal is not None:
                 raise refusal
             message = decode(frames, self.config.max_message_bytes)
-            self._check_token(message)
+            self._check_auth(message, frames)
             self._dispatch(identity, message)
         except ChoreoError as exc:
             log.info("refused a message from %s: %s", identity.hex(), exc)
@@ -291,15 +324,31 @@ class Server:
             self._send(identity, error(exc.code, exc.message, reply_to, exc.job_id))
         except Exception as exc:  # a bug must not take the server down
             log.exception("failed to handle a message from %s", identity.hex())
-            reply_to = message.msg_id if message else None
+            reply_to = message.msg_id if message else (peek_msg_id(frames[0].buffer) if frames else None)
             self._send(identity, error("internal", f"{type(exc).__name__}: {exc}", reply_to))
         return True
 
-    def _check_token(self, message: Message) -> None:
-        token = self.config.token
-        if token is not None and not hmac.compare_digest((message.token or "").encode(), token.encode()):
-            raise ChoreoError("unauthorized", "this backend needs its auth token (from the connection "
-                              "file) on every request" if message.token is None else "wrong auth token")
+    def _check_auth(self, message: Message, frames: list[Any]) -> None:
+        """A request must be signed with the key (or carry it as ``token``); a signature
+        seen before is a replay. Nothing about the key goes into the error or the log."""
+        key = self.key
+        if key is None:
+            return
+        if message.signature is not None:
+            if not verify_signature(frames, key):
+                raise ChoreoError("unauthorized", "bad signature: the request must be signed with this "
+                                  f"backend's key ({SIGNATURE_SCHEME}, see docs/protocol.md)")
+            if message.signature in self._signatures:
+                raise ChoreoError("unauthorized", "this signed request was seen before (a replay)")
+            self._signatures.add(message.signature)
+            self._signature_order.append(message.signature)
+            if len(self._signature_order) > SIGNATURE_HISTORY:
+                self._signatures.discard(self._signature_order.popleft())
+        elif message.token is None:
+            raise ChoreoError("unauthorized", "this backend needs every request signed with its key "
+                              "(the connection file's token)")
+        elif not same_key(message.token, key):
+            raise ChoreoError("unauthorized", "wrong key")
 
     def _dispatch(self, identity: bytes, message: Message) -> None:
         kind = message.type
@@ -338,7 +387,8 @@ class Server:
                        "client_timeout_s": self.config.client_timeout,
                        "max_buffers": MAX_BUFFERS},
             "requests": sorted(REQUEST_TYPES), "reserved": sorted(RESERVED_TYPES),
-            "auth": self.config.token is not None,
+            "auth": self.key is not None,
+            "signature_scheme": SIGNATURE_SCHEME if self.key is not None else None,
             "stats": self.stats.snapshot(self.board),
         }
 
@@ -448,9 +498,34 @@ class Server:
 
     # -- vanished clients ------------------------------------------------------------
 
+    def _bind_connection(self, identity: bytes, fd: int) -> None:
+        if fd < 0 or self._fd_of.get(identity) == fd:
+            return
+        old = self._fd_of.get(identity)
+        if old is not None:
+            self._on_fd.get(old, set()).discard(identity)
+        self._fd_of[identity] = fd
+        self._on_fd.setdefault(fd, set()).add(identity)
+
+    def _connection_events(self) -> None:
+        """Drop the jobs of every client whose connection the monitor says has ended."""
+        while True:
+            try:
+                event = recv_monitor_message(self._monitor, zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if event["event"] != zmq.EVENT_DISCONNECTED:
+                continue
+            for identity in self._on_fd.pop(int(event["value"]), set()):
+                self._fd_of.pop(identity, None)
+                self._client_gone(identity, "it disconnected")
+
     def _client_gone(self, identity: bytes, why: str) -> None:
         self._backlog.pop(identity, None)
         self._last_seen.pop(identity, None)
+        fd = self._fd_of.pop(identity, None)
+        if fd is not None:
+            self._on_fd.get(fd, set()).discard(identity)
         for job in self.board.active():
             if job.identity == identity:
                 self._drop(job, f"client {identity.hex()} is gone: {why}")

@@ -94,18 +94,25 @@ def audio_bytes(message: Message) -> bytes:
 def _model_seed_options(c: dict[str, Any], generators: Mapping[str, Generator],
                         default_model: str) -> tuple[str, int, dict[str, Any]]:
     """The model, seed and checked options of a generate or inpaint request."""
-    model = c.get("model") or default_model
-    if not isinstance(model, str) or model not in generators:
-        raise ChoreoError("unknown_model", f"model {model!r} is not loaded; this backend has "
+    model = c.get("model")
+    if model is None:
+        model = default_model
+    elif not isinstance(model, str) or not model:  # false, 0, "", [] or {} is no model name
+        raise ChoreoError("bad_option", f"model must be a model's name or null (the default), "
+                          f"got {model!r:.80}")
+    if model not in generators:
+        raise ChoreoError("unknown_model", f"model {model!r:.80} is not loaded; this backend has "
                           f"{sorted(generators)}")
     seed = c.get("seed")
     if seed is None:
         seed = secrets.randbelow(MAX_SEED + 1)
     elif not (isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed <= MAX_SEED):
         raise ChoreoError("bad_option", f"seed must be an integer in [0, {MAX_SEED}], got {seed!r}")
-    options = c.get("options") or {}
-    if not isinstance(options, dict):
-        raise ChoreoError("bad_option", "options must be a JSON object")
+    options = c.get("options")
+    if options is None:
+        options = {}
+    elif not isinstance(options, dict):  # false, 0, "" or [] is not "no options"
+        raise ChoreoError("bad_option", f"options must be a JSON object, got {options!r:.80}")
     options = dict(options)
     specs = generators[model].options
     for name in TOP_LEVEL_OPTIONS:

@@ -3,12 +3,16 @@
 Two ways to reach a backend, chosen in the add-on's preferences:
 
 * ``CONNECT``: an existing backend, through its connection file (or the newest one
-  in the runtime folder), or an endpoint typed in;
+  in the runtime folder whose backend still runs), or an endpoint typed in (with its
+  key in ``token``);
 * ``LOCAL``: the add-on starts one itself with the animator's command (or Python
   executable), waits for its connection file, and stops it when Blender exits.
 
-Every wait has a timeout, and a backend that dies is reported with its log's tail:
-the panel must show an error, never hang.
+Every backend has a key, read from its connection file (never typed, never on a
+command line); the client signs every request with it. Every wait has a timeout,
+and a backend that dies is reported with its log's tail: the panel must show an
+error, never hang. A connection file left by a killed backend is named, removed and
+skipped, not waited on.
 """
 
 from __future__ import annotations
@@ -21,7 +25,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from protocol.client import ChoreoClient
-from protocol.connection import find_connection_files, read_connection_file, runtime_dir
+from protocol.connection import (
+    live_connection_info, private_runtime_dir, runtime_dir, scan_connection_files,
+)
 from protocol.errors import ChoreoError, ChoreoTimeout, ProtocolError
 from protocol.launch import BackendStartError, LaunchedBackend, launch_backend, log_tail
 
@@ -37,7 +43,7 @@ class LinkSettings:
     mode: str = "LOCAL"  # "LOCAL" or "CONNECT"
     connection_file: str = ""  # CONNECT: a file, or "" for the newest in the runtime folder
     endpoint: str = ""  # CONNECT: e.g. tcp://127.0.0.1:5555 (used when set, instead of a file)
-    token: str = ""
+    token: str = ""  # CONNECT by endpoint: the backend's key
     python: str = ""  # LOCAL: a Python with choreo installed; runs "-m backend.cli serve"
     command: str = "choreo serve"  # LOCAL: used when ``python`` is empty
     device: str = "auto"
@@ -134,8 +140,7 @@ class BackendLink:
     def _endpoint(self, settings: LinkSettings, should_stop: Callable[[], bool] | None) -> tuple[str, str]:
         if settings.mode == "LOCAL":
             if self.process is None or not self.process.alive():
-                folder = runtime_dir()
-                folder.mkdir(parents=True, exist_ok=True)
+                folder = private_runtime_dir()
                 connection = folder / f"blender-{os.getpid()}.json"
                 log = Path(tempfile.gettempdir()) / f"choreo-backend-{os.getpid()}.log"
                 env = {**os.environ, **settings.extra_env}
@@ -147,14 +152,16 @@ class BackendLink:
             return settings.endpoint.strip(), settings.token
         path = settings.connection_file.strip()
         if not path:
-            found = find_connection_files()
+            found, stale = scan_connection_files()
             if not found:
-                raise LinkError(f"no running backend found (no connection file in {runtime_dir()}); "
-                                "start one with 'choreo serve' or choose 'Start a local backend'")
+                why = (f"removed the stale connection file(s) {', '.join(map(str, stale))} of backends "
+                       "that are not running" if stale else f"no connection file in {runtime_dir()}")
+                raise LinkError(f"no running backend found ({why}); start one with 'choreo serve' "
+                                "or choose 'Start a local backend'")
             path = str(found[0])
         if not Path(path).is_file():
             raise LinkError(f"connection file {path} does not exist (is the backend running?)")
-        info = read_connection_file(path)
+        info = live_connection_info(path)
         return str(info["endpoint"]), str(info.get("token") or settings.token or "")
 
     def check(self) -> str:
