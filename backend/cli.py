@@ -363,6 +363,9 @@ def _add_eval_arguments(p: argparse.ArgumentParser) -> None:
                    help="seconds of dance per song with --model (from the song's start)")
     p.add_argument("--device", default="auto", help="device for --model")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--no-sheets", action="store_true",
+                   help="skip the contact sheets (OUT/sheets/<dance>.png: stick figures every half "
+                        "second, joint speed and foot height, with the music's beats)")
 
 
 def _eval(args: argparse.Namespace) -> int:
@@ -396,10 +399,12 @@ def _eval(args: argparse.Namespace) -> int:
         ev.match_songs(reference, args.music)
     result = ev.evaluate(dances, reference, quirk=args.aist_quirk, show_progress=show,
                          config={"dances": str(dances_dir), **config,
-                                 **({"reference": str(args.reference)} if args.reference else {})})
+                                 **({"reference": str(args.reference)} if args.reference else {})},
+                         sheets_dir=None if args.no_sheets else args.out / "sheets")
     json_path, md_path = ev.write_results(result, args.out)
     print(ev.markdown(result).split("\n## Per dance")[0].rstrip())
-    print(f"\nwrote {json_path} and {md_path}")
+    print(f"\nwrote {json_path} and {md_path}"
+          + (f", and {len(result.sheets)} contact sheet(s) in {args.out / 'sheets'}" if result.sheets else ""))
     return 0
 
 

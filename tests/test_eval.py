@@ -34,13 +34,15 @@ def _choreo(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
                           text=True, timeout=timeout)
 
 
-def _write_click_song(path: Path, seconds: float = 12.0, first_click: float = 0.5) -> np.ndarray:
-    samples, clicks = click_track(BPM, seconds, SR, first_click=first_click)
+def _write_click_song(path: Path, seconds: float = 12.0, first_click: float = 0.5,
+                      bpm: float = BPM) -> np.ndarray:
+    samples, clicks = click_track(bpm, seconds, SR, first_click=first_click)
     sf.write(path, samples, SR)
     return clicks
 
 
-def _bounce(seconds: float, beat_offset: float, depth: float = 0.08, fps: float = 30.0) -> MotionClip:
+def _bounce(seconds: float, beat_offset: float, depth: float = 0.08, fps: float = 30.0,
+            bpm: float = BPM) -> MotionClip:
     """The whole body bounces once a beat and is slowest at the tops, ``beat_offset`` + k beats.
 
     Height depth * |sin(phase)| with phase = pi (t - offset) / period + pi / 2: the
@@ -49,7 +51,7 @@ def _bounce(seconds: float, beat_offset: float, depth: float = 0.08, fps: float 
     """
     n = int(seconds * fps)
     t = np.arange(n) / fps
-    period = 60.0 / BPM
+    period = 60.0 / bpm
     phase = np.pi * (t - beat_offset) / period + np.pi / 2  # top of the bounce at t = offset + k period
     height = PELVIS_REST_HEIGHT - depth + depth * np.abs(np.sin(phase))
     rotations = np.zeros((n, 24, 4), dtype=np.float32)
@@ -78,9 +80,11 @@ def test_known_dances_score_as_expected_through_the_command(tmp_path):
     _standing(10.0).save_npz(dances / "clicks-still.npz")
     _standing(10.0).save_npz(dances / "nobody.npz")
 
-    proc = _choreo("eval", str(dances), "--music", str(songs), "--out", str(tmp_path / "out"), "--quiet")
+    proc = _choreo("eval", str(dances), "--music", str(songs), "--out", str(tmp_path / "out"), "--quiet",
+                   "--no-sheets")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "no song for 1 dance(s) (nobody)" in proc.stderr
+    assert not (tmp_path / "out" / "sheets").exists()
     result = json.loads((tmp_path / "out" / "eval.json").read_text())
     rows = {r["name"]: r for r in result["dances"]}
     assert rows["clicks_on"]["song"] == "clicks.wav" and rows["clicks-still"]["song"] == "clicks.wav"
@@ -95,10 +99,47 @@ def test_known_dances_score_as_expected_through_the_command(tmp_path):
     for row in rows.values():
         assert row["seconds"] == pytest.approx(10.0)
         assert np.isfinite(row["jitter"]) and row["jitter"] >= 0
+    # one song among the dances: nothing to compare with for the margin, and a note says so
+    assert all(row["beat_align_margin"] is None for row in rows.values())
+    assert any("margin needs a second song" in note for note in result["notes"])
+    assert rows["clicks-still"]["pose_spread"] < 1e-9 and rows["clicks-still"]["mean_joint_speed"] == 0.0
     # no reference: no FID, but a diversity over the set
     assert result["summary"]["fid_k"] is None and result["summary"]["div_k"] > 0
     table = (tmp_path / "out" / "eval.md").read_text()
     assert "| generated | 4 | 40 |" in table and "| clicks_late | clicks.wav |" in table
+
+
+def test_two_songs_give_a_margin_and_contact_sheets(tmp_path):
+    """Each dance stops on its own song's beats (120 and 90 BPM): above 0 against the other song."""
+    songs = tmp_path / "songs"
+    songs.mkdir()
+    fast = _write_click_song(songs / "fast.wav", seconds=10.0)
+    slow = _write_click_song(songs / "slow.wav", seconds=10.0, first_click=0.3, bpm=90.0)
+    dances = tmp_path / "dances"
+    dances.mkdir()
+    _bounce(8.0, beat_offset=fast[0]).save_npz(dances / "fast_seed0.npz")
+    _bounce(8.0, beat_offset=slow[0], bpm=90.0).save_npz(dances / "slow_seed0.npz")
+
+    out = tmp_path / "out"
+    proc = _choreo("eval", str(dances), "--music", str(songs), "--out", str(out), "--quiet")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads((out / "eval.json").read_text())
+    rows = {r["name"]: r for r in result["dances"]}
+    for row in rows.values():
+        assert row["beat_align_margin"] > 0.2, row
+        assert 0.0 < row["mean_joint_speed"] < 1.0 and row["jerk_per_speed"] > 0
+        assert row["pose_spread"] == pytest.approx(0.0, abs=1e-6)  # the body bounces as one piece
+    s = result["summary"]
+    assert s["beat_align_margin"] == pytest.approx(np.mean([r["beat_align_margin"] for r in rows.values()]))
+    assert not any("margin" in note for note in result["notes"])
+    sheets = sorted((out / "sheets").glob("*.png"))
+    assert [p.name for p in sheets] == ["fast_seed0.png", "slow_seed0.png"]
+    for sheet in sheets:
+        assert sheet.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and sheet.stat().st_size > 10_000
+    table = (out / "eval.md").read_text()
+    assert "BA margin ↑" in table and "pose spread m" in table and "jerk/speed ↓" in table
+    assert "## Contact sheets" in table and "(sheets/fast_seed0.png)" in table
+    assert "contact sheet(s)" in proc.stdout
 
 
 def _aist_folder(root: Path, count: int = 3) -> None:

@@ -32,7 +32,7 @@ from typing import Any, Callable, Iterable, Iterator, TypeVar
 import numpy as np
 
 from backend.errors import InputError
-from backend.metrics import aist_features, beats, distribution, physical
+from backend.metrics import aist_features, beats, distribution, physical, quality
 from backend.metrics.basic import joint_positions
 from backend.motion.clip import MotionClip
 
@@ -51,6 +51,10 @@ CLIP_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("foot_skating_ratio", "foot skating ↓", "{:.3f}"),
     ("jitter", "jitter m/s³ ↓", "{:.1f}"),
     ("frozen_fraction", "frozen ↓", "{:.3f}"),
+    ("pose_spread", "pose spread m", "{:.3f}"),
+    ("mean_joint_speed", "joint speed m/s", "{:.2f}"),
+    ("jerk_per_speed", "jerk/speed ↓", "{:.0f}"),
+    ("beat_align_margin", "BA margin ↑", "{:+.3f}"),
 )
 SET_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("fid_k", "FID_k ↓", "{:.2f}"),
@@ -87,10 +91,11 @@ class EvalResult:
     summary: dict[str, Any]
     reference: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
+    sheets: list[Path] = field(default_factory=list)  # contact sheet PNGs, one per dance
 
     def to_dict(self) -> dict[str, Any]:
         return {"config": self.config, "summary": self.summary, "reference": self.reference,
-                "dances": self.dances, "notes": self.notes}
+                "dances": self.dances, "notes": self.notes, "sheets": [str(p) for p in self.sheets]}
 
 
 def progress(items: Iterable[T], total: int, desc: str, show: bool) -> Iterator[T]:
@@ -198,8 +203,13 @@ def song_beats(path: Path) -> np.ndarray:
 # ---------------------------------------------------------------- scoring
 
 
-def dance_metrics(dance: Dance, beat_times: np.ndarray | None) -> dict[str, Any]:
-    """The per-dance metrics (CLIP_COLUMNS); music metrics are None without a song."""
+def dance_metrics(dance: Dance, beat_times: np.ndarray | None,
+                  other_beat_times: np.ndarray | None = None) -> dict[str, Any]:
+    """The per-dance metrics (CLIP_COLUMNS); music metrics are None without a song.
+
+    ``other_beat_times``: the beats of a different song, for the beat-alignment margin
+    (None without one: the margin is None).
+    """
     p, fps = dance.positions, dance.fps
     row: dict[str, Any] = {
         "name": dance.name,
@@ -210,14 +220,31 @@ def dance_metrics(dance: Dance, beat_times: np.ndarray | None) -> dict[str, Any]
         "foot_skating_ratio": physical.foot_skating_ratio(p, fps),
         "jitter": physical.jitter(p, fps),
         "frozen_fraction": physical.frozen_fraction(p, fps),
+        **quality.quality_report(p, fps),
     }
-    for key in ("beat_align_music", "beat_align_motion", "beat_align_popdg", "mm_align_2d"):
+    for key in ("beat_align_music", "beat_align_motion", "beat_align_popdg", "mm_align_2d",
+                "beat_align_margin"):
         row[key] = None
     if beat_times is not None:
         for form, fn in beats.BEAT_ALIGN_FORMS.items():
             row[f"beat_align_{form}"] = fn(p, beat_times, fps)
         row["mm_align_2d"] = beats.mm_align_2d(p, beat_times, fps)
+        if other_beat_times is not None:
+            row["beat_align_margin"] = quality.beat_alignment_margin(p, beat_times, other_beat_times, fps)
     return row
+
+
+def other_songs(dances: list[Dance]) -> dict[Path, Path]:
+    """For the beat-alignment margin: each song of the set paired with the next one.
+
+    The set's songs in sorted order, each paired with the one after it (the last with
+    the first), so every dance is also scored against music it was not made for, and
+    the pairing is the same on every run. Empty with fewer than two songs.
+    """
+    songs = sorted({d.song for d in dances if d.song is not None})
+    if len(songs) < 2:
+        return {}
+    return {song: songs[(k + 1) % len(songs)] for k, song in enumerate(songs)}
 
 
 def _mean(rows: list[dict[str, Any]], key: str) -> float | None:
@@ -257,32 +284,70 @@ def seed_diversity(kinetic: np.ndarray, groups: list[str]) -> float | None:
     return float(np.mean(values)) if values else None
 
 
+def _score_set(dances: list[Dance], beats_of: Callable[[Path | None], np.ndarray | None],
+               desc: str, show_progress: bool) -> tuple[list[dict[str, Any]], bool]:
+    """Per-dance rows of a set; the margin pairs songs within the set (``other_songs``).
+
+    Returns the rows and whether the set had a song to pair with (False: one song only).
+    """
+    pairs = other_songs(dances)
+    rows = [dance_metrics(d, beats_of(d.song), beats_of(pairs.get(d.song)) if d.song in pairs else None)
+            for d in progress(dances, len(dances), desc, show_progress)]
+    return rows, bool(pairs)
+
+
+def write_sheets(dances: list[Dance], rows: list[dict[str, Any]],
+                 beats_of: Callable[[Path | None], np.ndarray | None], out_dir: Path,
+                 show_progress: bool = True) -> list[Path]:
+    """One contact sheet per dance, ``out_dir/<dance name>.png``, titled with its key scores."""
+    from backend.metrics.contact_sheet import contact_sheet
+
+    paths = []
+    for dance, row in progress(list(zip(dances, rows)), len(dances), "contact sheets", show_progress):
+        scores = [f"spread {_cell(row['pose_spread'], '{:.3f}')} m",
+                  f"speed {_cell(row['mean_joint_speed'], '{:.2f}')} m/s",
+                  f"jerk/speed {_cell(row['jerk_per_speed'], '{:.0f}')}",
+                  f"BA {_cell(row['beat_align_music'], '{:.3f}')}",
+                  f"margin {_cell(row['beat_align_margin'], '{:+.3f}')}"]
+        title = f"{dance.name}  ({row['song'] or 'no song'})    " + ", ".join(scores)
+        paths.append(contact_sheet(dance.positions, dance.fps, beats_of(dance.song),
+                                   out_dir / f"{dance.name}.png", title))
+    return paths
+
+
 def evaluate(dances: list[Dance], reference: list[Dance] | None = None, *, quirk: bool = False,
-             show_progress: bool = True, config: dict[str, Any] | None = None) -> EvalResult:
-    """Score a set of dances (and the reference set, when given) with every metric."""
+             show_progress: bool = True, config: dict[str, Any] | None = None,
+             sheets_dir: str | Path | None = None) -> EvalResult:
+    """Score a set of dances (and the reference set, when given) with every metric.
+
+    ``sheets_dir``: also draw a contact sheet per generated dance there
+    (``backend.metrics.contact_sheet``); None draws none.
+    """
     notes: list[str] = []
     beat_cache: dict[Path, np.ndarray] = {}
 
-    def beats_of(d: Dance) -> np.ndarray | None:
-        if d.song is None:
+    def beats_of(song: Path | None) -> np.ndarray | None:
+        if song is None:
             return None
-        if d.song not in beat_cache:
-            beat_cache[d.song] = song_beats(d.song)
-        return beat_cache[d.song]
+        if song not in beat_cache:
+            beat_cache[song] = song_beats(song)
+        return beat_cache[song]
 
-    rows = [dance_metrics(d, beats_of(d)) for d in progress(dances, len(dances), "metrics", show_progress)]
+    rows, paired = _score_set(dances, beats_of, "metrics", show_progress)
     summary: dict[str, Any] = {"dances": len(rows), "seconds": float(sum(r["seconds"] for r in rows))}
     summary.update({key: _mean(rows, key) for key, _, _ in CLIP_COLUMNS if key != "seconds"})
     if any(r["song"] is None for r in rows):
         notes.append("dances without a song have no beat-alignment scores")
+    if not paired and any(r["song"] is not None for r in rows):
+        notes.append("beat-alignment margin needs a second song to compare with (the dances have "
+                     "one song only); not computed")
 
     gen_k, gen_g = _features(dances, quirk, "features", show_progress)
     summary["seed_div_k"] = seed_diversity(gen_k, [d.group or d.name for d in dances])
     summary.update(fid_k=None, fid_g=None, div_k=None, div_g=None)
     ref_summary = None
     if reference:
-        ref_rows = [dance_metrics(d, beats_of(d))
-                    for d in progress(reference, len(reference), "reference metrics", show_progress)]
+        ref_rows, _ = _score_set(reference, beats_of, "reference metrics", show_progress)
         ref_k, ref_g = _features(reference, quirk, "reference features", show_progress)
         ref_summary = {"dances": len(ref_rows), "seconds": float(sum(r["seconds"] for r in ref_rows))}
         ref_summary.update({key: _mean(ref_rows, key) for key, _, _ in CLIP_COLUMNS if key != "seconds"})
@@ -299,7 +364,10 @@ def evaluate(dances: list[Dance], reference: list[Dance] | None = None, *, quirk
             summary.update(div_k=_self_diversity(gen_k), div_g=_self_diversity(gen_g))
     cfg = {"aist_quirk": quirk, "default_beat_align": beats.DEFAULT_BEAT_ALIGN,
            "date": time.strftime("%Y-%m-%d"), **(config or {})}
-    return EvalResult(config=cfg, dances=rows, summary=summary, reference=ref_summary, notes=notes)
+    sheets = ([] if sheets_dir is None
+              else write_sheets(dances, rows, beats_of, Path(sheets_dir), show_progress))
+    return EvalResult(config=cfg, dances=rows, summary=summary, reference=ref_summary, notes=notes,
+                      sheets=sheets)
 
 
 # ---------------------------------------------------------------- writing
@@ -333,6 +401,12 @@ def markdown(result: EvalResult) -> str:
                      + " | ".join(_cell(row.get(k), f) for k, _, f in CLIP_COLUMNS) + " |")
     if result.notes:
         lines += ["", *[f"- {n}" for n in result.notes]]
+    if result.sheets:
+        lines += ["", "## Contact sheets", "",
+                  "Stick figures every half second, joint speed, foot height and travel, with the "
+                  "music's beats (docs/metrics.md). Look at them before calling a model good.", ""]
+        # linked relative to eval.md, which sits beside the sheets' folder
+        lines += [f"- [{p.stem}]({p.parent.name}/{p.name})" for p in result.sheets]
     return "\n".join(lines) + "\n"
 
 
