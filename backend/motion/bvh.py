@@ -319,14 +319,50 @@ def _headings(positions: np.ndarray, src: dict[int, int]) -> np.ndarray:
 
 
 def _smpl_bones(src: dict[int, int], rest_positions: np.ndarray) -> list[tuple[int, int]]:
-    """SMPL (parent, child) pairs whose two ends are mapped to distinct source points."""
+    """SMPL (joint, descendant) pairs whose directions align a mapped joint.
+
+    Down each branch, the descendant is the nearest mapped joint whose source point
+    stands apart from the joint's, passing through unmapped links and coincident
+    joints with one child. So a rig without a ``spine2`` (the salsa rig) still aims
+    ``spine1`` at its chest, and one whose ``LowerBack`` sits on its hips (cgspeed)
+    still tilts the pelvis by the spine.
+    """
+    children = _smpl_children()
     bones = []
-    for child, parent in enumerate(PARENTS):
-        if parent >= 0 and parent in src and child in src:
-            length = np.linalg.norm(rest_positions[src[child]] - rest_positions[src[parent]])
-            if length > _MIN_BONE_M:
-                bones.append((parent, child))
+    for joint in sorted(src):
+        for child in children[joint]:
+            below = child
+            while True:
+                if below in src and np.linalg.norm(
+                        rest_positions[src[below]] - rest_positions[src[joint]]) > _MIN_BONE_M:
+                    bones.append((joint, below))
+                    break
+                if len(children[below]) != 1:
+                    break
+                below = children[below][0]
     return bones
+
+
+def _rest_vector(joint: int, descendant: int) -> np.ndarray:
+    """SMPL's rest-pose vector from a joint to its descendant (Z-up, metres)."""
+    rest = rest_joint_positions()
+    return rest[descendant] - rest[joint]
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / np.linalg.norm(v, axis=-1, keepdims=True).clip(1e-12)
+
+
+def _sided_pair(kids: list[int]) -> tuple[int, int, int] | None:
+    """(left, right, middle) among a joint's bone ends, when it has such a set: the
+    pelvis (hips, spine) and the chest (collars, neck)."""
+    names = {JOINT_NAMES[k]: k for k in kids}
+    for name, left in names.items():
+        right = names.get(name.replace("left_", "right_")) if name.startswith("left_") else None
+        middle = [k for k in kids if not JOINT_NAMES[k].startswith(("left_", "right_"))]
+        if right is not None and len(middle) == 1:
+            return left, right, middle[0]
+    return None
 
 
 def _most_rest_like(positions: np.ndarray, src: dict[int, int], bones: list[tuple[int, int]]) -> int:
@@ -337,7 +373,7 @@ def _most_rest_like(positions: np.ndarray, src: dict[int, int], bones: list[tupl
     w = np.stack([positions[:, src[c]] - positions[:, src[p]] for p, c in bones], axis=1)
     w = np.einsum("nab,nkb->nka", headings, w)
     w /= np.linalg.norm(w, axis=-1, keepdims=True).clip(1e-12)
-    e = np.stack([OFFSETS[c] / np.linalg.norm(OFFSETS[c]) for _, c in bones])
+    e = np.stack([_unit(_rest_vector(p, c)) for p, c in bones])
     angles = np.arccos(np.clip((w * e).sum(-1), -1.0, 1.0))
     return int(np.argmin(angles.sum(-1)))
 
@@ -407,12 +443,21 @@ def _alignments(
         if j not in src:
             continue
         kids = usable.get(j, [])
-        w = [heading @ (ref_positions[src[c]] - ref_positions[src[j]]) for c in kids]
-        w = [v / np.linalg.norm(v) for v in w]
-        e = [OFFSETS[c] / np.linalg.norm(OFFSETS[c]) for c in kids]
+        raw = {c: heading @ (ref_positions[src[c]] - ref_positions[src[j]]) for c in kids}
+        w = [_unit(raw[c]) for c in kids]
+        e = [_unit(_rest_vector(j, c)) for c in kids]
         spread = len(w) > 1 and max(np.linalg.norm(np.cross(w[0], v)) for v in w[1:]) > 0.1
         hinge = hinges.get(j)
-        if spread:
+        sided = _sided_pair(kids) if spread else None
+        if sided:
+            # Left-right line first, then the middle bone: rigs put hip and collar joints
+            # at different heights (the salsa rig's hip joints sit level with its root,
+            # SMPL's 8 cm below), which would tilt a best fit over all bones.
+            left, right, middle = sided
+            source_frame = _frame(raw[left] - raw[right], raw[middle])
+            smpl_frame = _frame(_rest_vector(j, left) - _rest_vector(j, right), _rest_vector(j, middle))
+            turn[j] = smpl_frame @ source_frame.T @ heading
+        elif spread:
             turn[j] = _best_rotation(np.array(w), np.array(e)) @ heading
         elif w:
             turn[j] = _swing(w[0], e[0]) @ heading
@@ -425,6 +470,29 @@ def _alignments(
                 ancestor = PARENTS[ancestor]
             turn[j] = turn[ancestor] if ancestor >= 0 else heading
     return {j: ref_rotations[src[j]].T @ turn[j].T for j in turn}
+
+
+def _with_end_site_joints(motion: BvhMotion, owners: list[int]) -> tuple[BvhMotion, dict[int, int]]:
+    """``motion`` with the End Site of each owner joint appended as a channel-less joint,
+    so that FK places it; and owner index -> the new joint's index.
+
+    A rig without a toe joint (the salsa rig) still shows where its foot points through
+    the End Site, which is all the retargeter needs to aim SMPL's foot.
+    """
+    if not owners:
+        return motion, {}
+    lacking = [motion.names[j] for j in owners if j not in motion.end_sites]
+    if lacking:
+        raise BvhError("joint_not_found", f"joints {lacking} have no End Site")
+    tips = {j: len(motion.names) + k for k, j in enumerate(owners)}
+    extended = BvhMotion(
+        names=motion.names + tuple(f"{motion.names[j]}.end" for j in owners),
+        parents=motion.parents + tuple(owners),
+        offsets=np.concatenate([motion.offsets, np.stack([motion.end_sites[j] for j in owners])]),
+        channels=motion.channels + ((),) * len(owners),
+        end_sites=motion.end_sites, frame_time=motion.frame_time, values=motion.values,
+    )
+    return extended, tips
 
 
 def _leg_length(positions: np.ndarray, src: dict[int, int]) -> float | None:
@@ -444,19 +512,30 @@ def retarget_to_smpl(
     """SMPL clip (Z-up, metres) driven by a parsed BVH through ``joint_map``.
 
     fps: output frame rate; None keeps the source's (frames then match the source's,
-    minus frame 0 for maps whose reference is ``first_frame``).
+    minus frame 0 for maps whose reference is ``first_frame`` and the map's
+    ``lead_in_frames``). The source's rate is the
+    map's ``source_fps`` where it has one (a file whose Frame Time is wrong), else the
+    file's.
     """
     index = {name: i for i, name in enumerate(motion.names)}
-    missing = [n for n in joint_map.joints if n not in index]
+    missing = [n for n in list(joint_map.joints) + list(joint_map.end_sites) if n not in index]
     if missing:
         raise BvhError("joint_not_found", f"joint map {joint_map.name}: no joints {missing} in file")
+    motion, tips = _with_end_site_joints(motion, [index[n] for n in joint_map.end_sites])
     src = {JOINT_INDEX[smpl]: index[name] for name, smpl in joint_map.joints.items()}
+    src.update({JOINT_INDEX[smpl]: tips[index[name]] for name, smpl in joint_map.end_sites.items()})
+    source_fps = joint_map.source_fps or motion.fps
     if 0 not in src:
         raise BvhError("pelvis_not_mapped", f"joint map {joint_map.name} does not drive the pelvis")
 
     axes = Y_UP_TO_Z_UP if joint_map.up_axis == "Y" else np.eye(3)
     scale = joint_map.metres_per_unit
     positions, rotations = bvh_forward_kinematics(motion)
+    if joint_map.lead_in_frames:  # not dance: a calibration pose and the blend out of it
+        if motion.num_frames <= joint_map.lead_in_frames:
+            raise BvhError("too_short", f"{joint_map.name} files open with "
+                           f"{joint_map.lead_in_frames} frames that are not dance")
+        positions, rotations = positions[joint_map.lead_in_frames:], rotations[joint_map.lead_in_frames:]
     positions = positions @ axes.T * scale
     rotations = axes @ rotations
     num_joints = len(motion.names)
@@ -498,8 +577,8 @@ def retarget_to_smpl(
     root = positions[:, src[0]] * ratio
     quaternions = rot.np_.matrix_to_quaternion(local_smpl)
     if fps is not None:
-        quaternions, root = resample_motion(quaternions, root, motion.fps, fps)
-    return grounded_clip(quaternions, root, motion.fps if fps is None else fps, contact_joints,
+        quaternions, root = resample_motion(quaternions, root, source_fps, fps)
+    return grounded_clip(quaternions, root, source_fps if fps is None else fps, contact_joints,
                          place_on_floor)
 
 
