@@ -13,6 +13,7 @@ Every wait is on a condition with a generous deadline, never a fixed sleep.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import signal
@@ -22,7 +23,7 @@ import numpy as np
 import pytest
 import zmq
 
-from backend.server import ServerConfig, ServerConfigError
+from backend.server import ServerConfig, ServerConfigError, add_server_arguments, config_from_args
 from protocol import ChoreoClient, ChoreoError, Message, decode, encode, sign
 from tests.server_fixtures import FAST_STEPS, assert_serving, start_test_server, wait_for, wav_bytes
 
@@ -122,7 +123,7 @@ def test_the_key_is_in_no_log_and_on_no_command_line(server):
     assert key.encode() not in cmdline and key.encode() not in environ
 
 
-def test_an_open_server_is_for_loopback_only():
+def test_an_open_server_is_for_loopback_only(monkeypatch):
     ServerConfig(open=True).validate()
     for config in (ServerConfig(open=True, host="0.0.0.0", allow_remote=True, token="t"),
                    ServerConfig(open=True, host="192.168.1.20", allow_remote=True)):
@@ -130,6 +131,14 @@ def test_an_open_server_is_for_loopback_only():
             config.validate()
         assert info.value.code in ("remote_bind_refused", "bad_config")
     assert "--open" in ServerConfig(open=True).to_args()
+    parser = argparse.ArgumentParser()
+    add_server_arguments(parser)
+    monkeypatch.setenv("CHOREO_SERVER_TOKEN", "from-the-environment")
+    assert config_from_args(parser.parse_args([])).token == "from-the-environment"
+    opened = config_from_args(parser.parse_args(["--open"]))  # --open: no key, even from the environment
+    assert opened.open and opened.token is None
+    with pytest.raises(ServerConfigError):
+        config_from_args(parser.parse_args(["--open", "--token", "t"])).validate()
 
 
 # -- 2. a gone client frees its places at once ------------------------------------------------------
@@ -181,7 +190,7 @@ def test_a_killed_backend_ends_polled_jobs_with_timeout_and_leaves_a_stale_file_
     try:
         info = json.loads(proc.connection_file.read_text())
         assert info["token"] is None  # open: no key
-        with ChoreoClient(proc.endpoint, timeout=3.0, heartbeat_interval=0.3) as c:
+        with ChoreoClient(proc.endpoint, timeout=8.0, heartbeat_interval=0.3) as c:
             assert c.hello()["auth"] is False  # unsigned requests are served
             msg_id = c.submit_generate(LONG_SONG, **LONG_JOB)
             got: list[Message] = []
