@@ -210,3 +210,23 @@ def test_a_killed_backend_ends_polled_jobs_with_timeout_and_leaves_a_stale_file_
         assert not proc.connection_file.exists()
     finally:
         proc.stop()
+
+
+# -- 5. a small soak: every model, cancels and disconnects, nothing lost ----------------------------
+
+def test_a_small_soak_loses_nothing_and_refuses_no_live_client(server):
+    """The soak the benchmarks run with 1,000 jobs, small: two clients that each keep one job
+    open (within the server's max_queue of 2), over every loaded model."""
+    from backend.server.soak import run_soak
+
+    figures = run_soak(server.endpoint, server.token, server.proc.pid, jobs=16, clients=2, silent=0,
+                       cancel_rate=0.2, disconnect_rate=0.2, seed=3, job_timeout=120)
+    assert figures.problems == []
+    assert figures.jobs == 16 and figures.jobs_without_terminal == 0 and figures.frames_lost == 0
+    assert figures.queue_full_to_live_clients == 0 and figures.internal_errors == 0
+    assert figures.same_seed_mismatches == 0
+    assert figures.terminal_messages + figures.jobs_disconnected == figures.jobs
+    assert len(figures.per_model) == len(server.info["models"])
+    wait_until(lambda: stats(server)["queue_length"] == 0 and stats(server)["running_job"] is None,
+               timeout=60, what="the server going idle")
+    assert_serving(server)
