@@ -102,7 +102,8 @@ def start_generate(context: bpy.types.Context, overrides: dict[str, Any]) -> ses
         seconds=(settings.seconds or None) if ranged else None,
         model=settings.model or None, seed=None if settings.random_seed else settings.seed,
         options={**settings.option_values(), **overrides}, fit=settings.fit,
-        beat_markers=settings.beat_markers, add_sound=settings.audio_source == "FILE")
+        beat_markers=settings.beat_markers, add_sound=settings.audio_source == "FILE",
+        plant_feet=settings.plant_feet)
     info = state.LINK.info
     target = _target(context)
     return session.GenerateJob(scene, state.LINK.client, target, request, info.fps if info else 30.0)
@@ -132,8 +133,10 @@ def start_regenerate(context: bpy.types.Context, overrides: dict[str, Any]) -> s
         first, last, own = to_motion(first), to_motion(last), [to_motion(f) for f in own]
     plan = edit_plan.plan_edit(meta.first_frame, meta.motion_frames, first, last, joints, own)
     options = {**meta.options, **settings.option_values(), **overrides}
-    return session.RegenerateJob(scene, state.LINK.client, target, meta, plan, meta.model or None,
-                                 None if settings.random_seed else settings.seed, options)
+    job = session.RegenerateJob(scene, state.LINK.client, target, meta, plan, meta.model or None,
+                                None if settings.random_seed else settings.seed, options)
+    job.plant_feet = settings.plant_feet
+    return job
 
 
 def edit_range(context: bpy.types.Context) -> tuple[int, int]:
@@ -347,5 +350,39 @@ class CHOREO_OT_sync_options(bpy.types.Operator):
         return {"FINISHED"}
 
 
-CLASSES = (CHOREO_OT_generate, CHOREO_OT_regenerate, CHOREO_OT_cancel, CHOREO_OT_connect,
+class CHOREO_OT_plant_feet(bpy.types.Operator):
+    """Plant the active rig's feet from its contact curves over a frame range (after editing a curve)"""
+
+    bl_idname = "choreo.plant_feet"
+    bl_label = "Plant Feet"
+    bl_options = {"REGISTER", "UNDO"}
+
+    first: bpy.props.IntProperty(name="First", default=0, description="First frame (with Last 0: the scene or preview range)")  # type: ignore[valid-type]
+    last: bpy.props.IntProperty(name="Last", default=0)  # type: ignore[valid-type]
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        from . import foot_plant_bpy
+        from .core.retarget import RetargetError
+        obj = context.active_object
+        if obj is None or obj.type != "ARMATURE":
+            self.report({"ERROR"}, "select an armature")
+            return {"CANCELLED"}
+        scene = context.scene
+        first, last = self.first, self.last
+        if last <= 0 or last < first:
+            first, last = ((scene.frame_preview_start, scene.frame_preview_end) if scene.use_preview_range
+                           else (scene.frame_start, scene.frame_end))
+        try:
+            result = foot_plant_bpy.plant(obj, first, last)
+        except RetargetError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        if result is None:
+            self.report({"ERROR"}, f"{obj.name} has no contact curves (generate a dance first)")
+            return {"CANCELLED"}
+        context.scene.choreo.status = f"Feet planted over frames {first}-{last}"
+        return {"FINISHED"}
+
+
+CLASSES = (CHOREO_OT_generate, CHOREO_OT_plant_feet, CHOREO_OT_regenerate, CHOREO_OT_cancel, CHOREO_OT_connect,
            CHOREO_OT_disconnect, CHOREO_OT_sync_options)

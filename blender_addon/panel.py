@@ -83,8 +83,17 @@ class CHOREO_PT_generate(_ChoreoPanel, bpy.types.Panel):
             row.operator("choreo.detect_preset", text="Detect", icon="VIEWZOOM")
             row.operator("choreo.preset_save", text="Save", icon="EXPORT")
             row.operator("choreo.preset_load", text="Load", icon="IMPORT")
+            box = layout.box()
+            box.label(text="Retarget an existing dance onto this rig")
+            row = box.row(align=True)
+            row.operator("choreo.retarget_dance", text="From SMPL Rig").source = "RIG"
+            row.operator("choreo.retarget_dance", text="From .npz").source = "NPZ"
+            row.operator("choreo.retarget_dance", text="From BVH").source = "BVH"
         layout.prop(s, "fit")
         layout.prop(s, "beat_markers")
+        row = layout.row(align=True)
+        row.prop(s, "plant_feet")
+        row.operator("choreo.plant_feet", text="Plant Feet", icon="SNAP_ON")
         layout.operator("choreo.generate", icon="PLAY")
 
 

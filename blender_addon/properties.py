@@ -130,6 +130,10 @@ class ChoreoSceneSettings(bpy.types.PropertyGroup):
         items=[("SCENE", "Scene takes the dance's rate", "Set the scene to the backend's fps"),
                ("RESAMPLE", "Resample to the scene's rate", "Keep the scene's fps (24, 25, 29.97...)")])
     beat_markers: bpy.props.BoolProperty(name="Beat markers", default=True)  # type: ignore[valid-type]
+    plant_feet: bpy.props.BoolProperty(  # type: ignore[valid-type]
+        name="Plant feet", default=True,
+        description="Hold the feet still where the dance's contact labels say they touch the floor "
+                    "(two-bone IK on the legs, baked into keys)")
     # Regenerate
     edit_range: bpy.props.EnumProperty(  # type: ignore[valid-type]
         name="Frames", default="PREVIEW",

@@ -22,8 +22,8 @@ import numpy as np
 from protocol.client import ChoreoClient
 from protocol.skeleton import JOINT_NAMES
 
-from . import keyframes, scene_audio
-from .core import smpl_pose
+from . import foot_plant_bpy, keyframes, scene_audio
+from .core import foot_contacts, smpl_pose
 from .core.edit_plan import EditPlan
 from .core.quaternions import resample
 from .core.stream import MotionStream
@@ -146,6 +146,8 @@ class GenerateRequest:
     fit: str = "SCENE"  # SCENE: the scene takes the dance's rate; RESAMPLE: the dance takes the scene's
     beat_markers: bool = True
     add_sound: bool = True
+    plant_feet: bool = True  # plant the feet from the contact labels once the dance is in
+    new_action: bool = True  # the dance goes into a new action named after the song
 
 
 class GenerateJob:
@@ -166,6 +168,9 @@ class GenerateJob:
             self.song_frame = request.song_frame
             self.first_frame = self.song_frame + offset
         self.resampler = None if abs(self.fps - backend_fps) < 1e-6 else _Resampler(backend_fps, self.fps)
+        if request.new_action:
+            self.previous_action = dance_action(target.obj, Path(request.audio_path).stem)
+        self.contacts: list[Any] = []
         msg_id = client.submit_generate(request.audio_path, model=request.model, seed=request.seed,
                                         start=request.start_seconds, seconds=request.seconds,
                                         options=request.options)
@@ -184,6 +189,7 @@ class GenerateJob:
         final = update.state == "done"
         for i, chunk in enumerate(update.chunks):
             self._write(chunk.rotations, chunk.root_translation, final and i == len(update.chunks) - 1)
+            self.contacts.append(chunk)
         if final and self.resampler is not None and not update.chunks:
             self._write(np.zeros((0, 24, 4)), np.zeros((0, 3)), True)
         if self.stream.frames_total and self.frames_written == 0:
@@ -224,6 +230,20 @@ class GenerateJob:
                    start_seconds=req.start_seconds, model=str(summary.get("model", req.model or "")),
                    seed=int(summary.get("seed", req.seed or 0)),
                    options=dict(summary.get("options", req.options))).save(self.target.obj)
+        self._contacts_and_plant()
+
+    def _contacts_and_plant(self) -> None:
+        """Key the streamed contact labels (at the scene's rate) and plant the feet from them."""
+        if not self.contacts:
+            return
+        chunks = sorted(self.contacts, key=lambda c: c.start)
+        labels = np.concatenate([c.contacts for c in chunks])
+        if self.resampler is not None:
+            labels = foot_contacts.resample_labels(labels, self.backend_fps, self.fps, self.frames_written)
+        obj = self.target.obj
+        foot_plant_bpy.write_contacts(obj, self.first_frame, chunks[0].contact_names, labels[:self.frames_written])
+        if self.request.plant_feet:
+            foot_plant_bpy.plant(obj, self.first_frame, self.first_frame + self.frames_written - 1)
 
     def cancel(self) -> None:
         self.stream.cancel()
@@ -237,6 +257,35 @@ class GenerateJob:
             data = obj.data
             bpy.data.objects.remove(obj, do_unlink=True)
             bpy.data.armatures.remove(data)
+
+
+ACTION_SONG_KEY = "choreo_song"
+"""Action custom property: the song a dance action was made for (marks the action as ours)."""
+
+
+def dance_action(obj: bpy.types.Object, song: str) -> Any:
+    """Give ``obj`` a new, empty action named after the song, for a dance to go into.
+
+    The action the rig had (the animator's own take, or an earlier dance) is kept with a
+    fake user, unchanged and restorable; nothing of it plays or exports with the dance.
+    On Blender 4.4+ the new action gets its own slot. Returns the previous action.
+    """
+    ad = obj.animation_data or obj.animation_data_create()
+    previous = ad.action
+    if previous is not None:
+        previous.use_fake_user = True
+        # The pose the old action left on bones the dance does not key (fingers) goes back
+        # to rest, so none of the old take shows (or exports) with the dance.
+        for pb in obj.pose.bones:
+            pb.location, pb.scale = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
+            pb.rotation_quaternion, pb.rotation_euler = (1.0, 0.0, 0.0, 0.0), (0.0, 0.0, 0.0)
+            pb.rotation_axis_angle = (0.0, 0.0, 1.0, 0.0)
+    action = bpy.data.actions.new(f"{song or 'dance'}")
+    action[ACTION_SONG_KEY] = song
+    ad.action = action
+    if keyframes.layered_actions() and ad.action_slot is None:
+        ad.action_slot = action.slots.new(id_type="OBJECT", name=obj.name)
+    return previous
 
 
 def _as_fps(rate: float) -> tuple[int, float]:
@@ -271,6 +320,11 @@ class RegenerateJob:
         self.stream = MotionStream(client, msg_id)
         self.state, self.message = "running", ""
         self._edited: list[tuple[int, np.ndarray, np.ndarray]] = []
+        self.plant_feet = True
+        # Contacts and planting follow the legs: an edit that leaves them alone (the arms)
+        # leaves their keys alone too.
+        self.legs_regenerated = bool(plan.root) or any(
+            j.endswith(("hip", "knee", "ankle", "foot")) for j in plan.joints)
 
     @property
     def progress(self) -> float:
@@ -284,11 +338,19 @@ class RegenerateJob:
             else:
                 self.target.write(self.meta.first_frame + chunk.start, chunk.rotations, chunk.root_translation,
                                   joints=self.plan.joints, root_too=self.plan.root)
+            if not self.meta.resampled and self.legs_regenerated:
+                foot_plant_bpy.write_contacts(self.target.obj, self.meta.first_frame + chunk.start,
+                                              chunk.contact_names, chunk.contacts)
         if update.state == "running":
             return False
         self.state, self.message = update.state, update.message
         if update.state == "done" and self.meta.resampled:
             self._write_resampled()
+        if update.state == "done" and self.plant_feet and self.legs_regenerated:
+            to_scene = self.meta.scene_fps / self.meta.motion_fps
+            first = self.meta.first_frame + int(np.ceil(self.plan.first * to_scene - 1e-6))
+            last = self.meta.first_frame + int(np.floor((self.plan.stop - 1) * to_scene + 1e-6))
+            foot_plant_bpy.plant(self.target.obj, first, last)
         return True
 
     def _write_resampled(self) -> None:

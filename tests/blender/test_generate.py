@@ -65,9 +65,10 @@ def test_generate_streams_keys_chunk_by_chunk(addon, scene):  # noqa: ANN001
 
 
 def test_keys_reproduce_the_backend_motion(addon, scene):  # noqa: ANN001
-    """World joint positions in Blender equal forward kinematics of the streamed numbers."""
+    """World joint positions in Blender equal forward kinematics of the streamed numbers
+    (with planting off: planting moves the legs, ``test_foot_plant`` checks it)."""
     ensure_connected(bpy.context)
-    _settings(scene, seconds=2.0)
+    _settings(scene, seconds=2.0, plant_feet=False)
     job = start_generate(bpy.context, FAST_OPTIONS)
     got = []
     original = job.target.write
@@ -98,9 +99,10 @@ def test_generate_operator_is_one_call_headless(addon, scene):  # noqa: ANN001
     _settings(scene, seconds=2.0)
     assert bpy.ops.choreo.generate(options=json.dumps(FAST_OPTIONS)) == {"FINISHED"}
     rig = bpy.data.objects["SMPL"]
-    assert len(keyframes.all_fcurves(rig)) == 24 * 4 + 3
+    assert len(keyframes.all_fcurves(rig)) == 24 * 4 + 3 + 4  # + a contact curve per foot joint
     groups = {fc.group.name for fc in keyframes.all_fcurves(rig)}
-    assert groups == set(JOINT_NAMES)
+    assert groups == set(JOINT_NAMES) | {"Choreo Contacts"}
+    assert rig.animation_data.action.name == EXAMPLE_SONG.stem  # the dance's action is named after the song
     assert scene.choreo.status == "Done"
 
 
