@@ -27,7 +27,7 @@ class ServerProcess(LaunchedBackend):
     """A running backend subprocess and how to reach it."""
 
     def client(self, **kwargs: object) -> ChoreoClient:
-        """A new client connected to this backend (with its token)."""
+        """A new client connected to this backend, signing with its key (from its connection file)."""
         return ChoreoClient(self.endpoint, token=self.token, **kwargs)  # type: ignore[arg-type]
 
     def __enter__(self) -> "ServerProcess":
