@@ -26,4 +26,24 @@ class CHOREO_OT_export_fbx(bpy.types.Operator):
         return {"FINISHED"}
 
 
-CLASSES = (CHOREO_OT_export_fbx,)
+class CHOREO_OT_preview(bpy.types.Operator):
+    """Render the dance with its song to an MP4 (Workbench; the scene camera or one following the dancer)"""
+
+    bl_idname = "choreo.preview"
+    bl_label = "Render Preview Video"
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        from .preview import PreviewError, render_preview
+        s = context.scene.choreo
+        try:
+            path = render_preview(context, context.active_object, s.preview_path, camera=s.preview_camera)
+        except (PreviewError, OSError, ValueError) as exc:
+            self.report({"ERROR"}, str(exc))
+            s.status = str(exc)
+            return {"CANCELLED"}
+        s.status = f"Preview written: {path}"
+        self.report({"INFO"}, s.status)
+        return {"FINISHED"}
+
+
+CLASSES = (CHOREO_OT_export_fbx, CHOREO_OT_preview)

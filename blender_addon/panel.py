@@ -130,4 +130,17 @@ class CHOREO_PT_export(_ChoreoPanel, bpy.types.Panel):
         layout.operator("choreo.export_fbx", icon="EXPORT")
 
 
-CLASSES = (CHOREO_PT_main, CHOREO_PT_generate, CHOREO_PT_regenerate, CHOREO_PT_export)
+class CHOREO_PT_preview(_ChoreoPanel, bpy.types.Panel):
+    bl_label = "Preview Video"
+    bl_parent_id = "CHOREO_PT_main"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context: bpy.types.Context) -> None:
+        layout = self.layout
+        s = context.scene.choreo
+        layout.prop(s, "preview_camera")
+        layout.prop(s, "preview_path")
+        layout.operator("choreo.preview", icon="RENDER_ANIMATION")
+
+
+CLASSES = (CHOREO_PT_main, CHOREO_PT_generate, CHOREO_PT_regenerate, CHOREO_PT_export, CHOREO_PT_preview)

@@ -155,6 +155,13 @@ class ChoreoSceneSettings(bpy.types.PropertyGroup):
         items=[("UNITY", "Unity", ""), ("UNREAL", "Unreal", ""), ("GENERIC", "Generic", "")])
     export_path: bpy.props.StringProperty(  # type: ignore[valid-type]
         name="File", subtype="FILE_PATH", default="//dance.fbx")
+    # Preview video
+    preview_camera: bpy.props.EnumProperty(  # type: ignore[valid-type]
+        name="Camera", default="FOLLOW",
+        items=[("FOLLOW", "Follow the dancer", "A camera that keeps its distance from the dancer's hips"),
+               ("SCENE", "Scene camera", "The scene's active camera")])
+    preview_path: bpy.props.StringProperty(  # type: ignore[valid-type]
+        name="Video", subtype="FILE_PATH", default="//preview.mp4")
     # Status shown by the panel
     progress: bpy.props.FloatProperty(  # type: ignore[valid-type]
         name="Progress", subtype="PERCENTAGE", min=0.0, max=100.0)
