@@ -11,6 +11,7 @@
                                       generate with a model, then evaluate
     choreo bench                      measure speed; writes docs/benchmarks.md
     choreo addon build [--out DIR]    the Blender add-on as an installable extension zip
+    choreo library build              the motion library the graph model dances from (cached)
     choreo body MODEL --out BODY.npz  the SMPL body mesh for the add-on (uses smplx)
 
 ``generate``, ``inpaint`` and ``demo`` talk to the backend over the same protocol as the add-on:
@@ -72,6 +73,12 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--out", type=Path, default=REPO_ROOT / "docs" / "benchmarks.md")
     bench.add_argument("--quick", action="store_true", help="fewer repetitions (a smoke run)")
 
+    library = sub.add_parser("library", help="the motion library the graph model dances from")
+    library_sub = library.add_subparsers(dest="library_command", required=True)
+    from backend.library import sources as library_sources
+    library_sources.add_arguments(library_sub.add_parser(
+        "build", help="import the CMU dance capture, cut it at its beats, link it (cached)"))
+
     addon = sub.add_parser("addon", help="package the Blender add-on")
     addon_sub = addon.add_subparsers(dest="addon_command", required=True)
     from backend import addon_build
@@ -91,12 +98,22 @@ def main(argv: list[str] | None = None) -> int:
     from backend.errors import InputError
     from protocol.errors import ChoreoError
     command = {"serve": _serve, "generate": _generate, "inpaint": _inpaint, "demo": _demo,
-               "train": _train, "eval": _eval, "bench": _bench, "addon": _addon}[args.command]
+               "train": _train, "eval": _eval, "bench": _bench, "addon": _addon,
+               "library": _library}[args.command]
     try:
         return command(args)
     except (ChoreoError, InputError) as err:  # the backend's answer (or our check), with its code
+        _end_progress_line()
         print(f"choreo: error [{err.code}]: {err.message}", file=sys.stderr)
         return 1
+
+
+# ---------------------------------------------------------------- library
+
+
+def _library(args: argparse.Namespace) -> int:
+    from backend.library import build
+    return build.run(args)
 
 
 # ---------------------------------------------------------------- serve
@@ -179,6 +196,45 @@ def _run_generation(args: argparse.Namespace, audio: Path, out_npz: Path, out_bv
     return npz, bvh, result
 
 
+def _end_progress_line() -> None:
+    """Close any progress bar still drawn, so what is printed next starts on its own line."""
+    tqdm = sys.modules.get("tqdm")
+    bars = list(getattr(getattr(tqdm, "tqdm", None), "_instances", None) or [])
+    for bar in bars:
+        bar.close()
+    if bars:
+        sys.stderr.write("\n")
+        sys.stderr.flush()
+
+
+def _load_motion(path: Path):
+    """A dance npz as a MotionClip; a corrupt or wrong file is an ``InputError`` naming it."""
+    import zipfile
+
+    from backend.errors import InputError
+    from backend.motion.clip import MotionClip
+    try:
+        return MotionClip.load_npz(path)
+    except (OSError, EOFError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as exc:
+        reason = str(exc) or type(exc).__name__
+        raise InputError("bad_motion", f"{path}: not a Choreo dance npz ({reason})") from None
+
+
+def _load_dances(ev, folder: Path):  # noqa: ANN001, ANN202
+    """``ev.load_dances``, with a corrupt or wrong npz reported as an ``InputError`` naming the file."""
+    import zipfile
+
+    from backend.errors import InputError
+    try:
+        return ev.load_dances(folder)
+    except InputError:
+        raise
+    except (OSError, EOFError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as exc:
+        for path in sorted(Path(folder).glob("*.npz")):
+            _load_motion(path)  # raises for the culprit
+        raise InputError("bad_motion", f"{folder}: cannot read its dances ({exc})") from None
+
+
 def _inpaint(args: argparse.Namespace) -> int:
     """Regenerate ``--frames`` (and ``--joints``) of a dance, keep the rest, write the whole dance."""
     from backend.conventions import FPS
@@ -189,7 +245,7 @@ def _inpaint(args: argparse.Namespace) -> int:
     for path in (args.motion, args.audio):
         if not Path(path).is_file():
             raise SystemExit(f"choreo: no such file: {path}")
-    clip = MotionClip.load_npz(args.motion)
+    clip = _load_motion(Path(args.motion))
     if clip.fps != FPS:
         raise SystemExit(f"choreo: {args.motion} is at {clip.fps:g} fps; the backend edits {FPS} fps motion")
     total = clip.num_frames
@@ -388,14 +444,14 @@ def _eval(args: argparse.Namespace) -> int:
         raise SystemExit("choreo eval: give a folder of dances, or --model with --music")
     else:
         dances_dir = args.dances
-    dances = ev.load_dances(dances_dir)
+    dances = _load_dances(ev, dances_dir)
     missing = ev.match_songs(dances, args.music)
     if missing:
         print(f"choreo eval: no song for {len(missing)} dance(s) ({', '.join(missing[:5])}"
               f"{', ...' if len(missing) > 5 else ''}); their beat scores are left out", file=sys.stderr)
     reference = None
     if args.reference is not None:
-        reference = ev.load_dances(args.reference)
+        reference = _load_dances(ev, args.reference)
         ev.match_songs(reference, args.music)
     result = ev.evaluate(dances, reference, quirk=args.aist_quirk, show_progress=show,
                          config={"dances": str(dances_dir), **config,

@@ -36,7 +36,7 @@ from matplotlib.figure import Figure
 from backend.metrics.beats import (
     BAILANDO_SMOOTH_FRAMES_AT_30FPS, REFERENCE_FPS, mean_joint_speed, motion_beats,
 )
-from backend.metrics.physical import _rest_clearance  # the skating measure's "height above the floor"
+from backend.metrics.physical import rest_clearance  # the skating measure's "height above the floor"
 from backend.motion.skeleton import JOINT_INDEX, JOINT_NAMES, NUM_JOINTS, PARENTS
 
 FIGURE_STEP_S: float = 0.5
@@ -86,7 +86,7 @@ def layout(num_frames: int, fps: float) -> tuple[int, int, float]:
 
 def foot_heights(positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(T,) left and right foot height: lower of ankle and toe base over its rest height."""
-    clearance = _rest_clearance()
+    clearance = rest_clearance()
 
     def one(joints: tuple[int, ...]) -> np.ndarray:
         return (positions[:, list(joints), 2] - clearance[list(joints)]).min(axis=1)

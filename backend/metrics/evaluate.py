@@ -55,6 +55,10 @@ CLIP_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("mean_joint_speed", "joint speed m/s", "{:.2f}"),
     ("jerk_per_speed", "jerk/speed ↓", "{:.0f}"),
     ("beat_align_margin", "BA margin ↑", "{:+.3f}"),
+    ("toe_skating", "toe skating ↓", "{:.3f}"),
+    ("sole_median", "sole median m", "{:.3f}"),
+    ("penetration", "penetration m ↓", "{:.3f}"),
+    ("freeze_ratio", "last/first 10 s speed", "{:.2f}"),
 )
 SET_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("fid_k", "FID_k ↓", "{:.2f}"),

@@ -64,7 +64,7 @@ SKATING_SPEED_M_S: float = CONTACT_SPEED_M_PER_S
 the floor our contact labels would not call planted is sliding."""
 
 
-def _rest_clearance() -> np.ndarray:
+def rest_clearance() -> np.ndarray:
     """(24,) height of each joint above the floor when the rest pose stands on it."""
     z = rest_joint_positions()[:, 2]
     return z - z.min() + SOLE_BELOW_FOOT_JOINT
@@ -167,7 +167,7 @@ def foot_skating_ratio(
     """
     p = _check(positions, fps, min_frames=2)
     feet = p[:, list(SKATING_JOINTS)]
-    height = feet[..., 2] - _rest_clearance()[list(SKATING_JOINTS)]
+    height = feet[..., 2] - rest_clearance()[list(SKATING_JOINTS)]
     low = height < height_threshold_m
     on_floor = low[1:] & low[:-1]
     speed = np.linalg.norm(np.diff(feet[..., :2], axis=0), axis=-1) * float(fps)

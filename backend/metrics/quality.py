@@ -115,11 +115,71 @@ def beat_alignment_margin(positions: np.ndarray, own_beat_times: np.ndarray,
     return beat_align_music(p, own_beat_times, fps) - beat_align_music(p, other, fps)
 
 
-def quality_report(positions: np.ndarray, fps: float = 30.0) -> dict[str, float]:
-    """The measures that need no music: pose spread, mean joint speed, jerk per unit speed."""
+TOE_JOINTS: tuple[int, int] = (10, 11)
+"""left_foot, right_foot: SMPL's toe-base joints."""
+TOE_LOW_M: float = 0.05
+TOE_SLIDE_M_S: float = 0.5
+"""Issue 13's foot skating: a toe within 5 cm of the floor (above its standing height)
+moving faster than 0.5 m/s. Stricter on height and looser on speed than
+``physical.foot_skating_ratio`` (ankles too, 0.3 m/s), it asks what an animator sees: a
+toe sweeping along the floor."""
+FREEZE_WINDOW_S: float = 10.0
+
+
+def toe_sliding_frames(positions: np.ndarray, fps: float = 30.0) -> np.ndarray:
+    """(T,) True where a toe, low in this frame and the next, moves faster than ``TOE_SLIDE_M_S``
+    over the floor to the next frame (the last frame copies the one before)."""
+    from backend.metrics.physical import rest_clearance
+
+    p = _check(positions, fps, min_frames=1)
+    toes = list(TOE_JOINTS)
+    height = p[:, toes, 2] - rest_clearance()[toes]
+    low = (height[1:] < TOE_LOW_M) & (height[:-1] < TOE_LOW_M)
+    speed = np.linalg.norm(np.diff(p[:, toes, :2], axis=0), axis=-1) * float(fps)
+    sliding = (low & (speed > TOE_SLIDE_M_S)).any(axis=1)
+    return np.append(sliding, sliding[-1:]) if len(sliding) else np.zeros(len(p), dtype=bool)
+
+
+def toe_skating(positions: np.ndarray, fps: float = 30.0) -> float:
+    """Share of frames in which a toe skates (``toe_sliding_frames``), in [0, 1]."""
+    return float(toe_sliding_frames(positions, fps).mean())
+
+
+def sole_heights(positions: np.ndarray) -> np.ndarray:
+    """(T,) height of the lowest joint above the floor, minus the sole below the toe joints."""
+    from backend.motion.skeleton import SOLE_BELOW_FOOT_JOINT
+
+    return _check(positions, None, min_frames=1)[..., 2].min(axis=-1) - SOLE_BELOW_FOOT_JOINT
+
+
+def penetration(positions: np.ndarray) -> float:
+    """How deep (m) the body goes into the floor at its worst frame; 0 if never."""
+    return float(max(0.0, -sole_heights(positions).min()))
+
+
+def freeze_ratio(positions: np.ndarray, fps: float = 30.0) -> float | None:
+    """Mean joint speed over the last 10 s over that of the first 10 s; None for dances
+    shorter than 20 s. Below 0.7 the dance runs down (issue 13's "freezing")."""
+    p = _check(positions, fps, min_frames=2)
+    n = int(round(FREEZE_WINDOW_S * fps))
+    if len(p) < 2 * n:
+        return None
+    speed = joint_speed(p)  # (T-1,) mean over joints, per frame
+    first = float(speed[:n].mean())
+    return float(speed[-n:].mean() / first) if first > 0 else None
+
+
+def quality_report(positions: np.ndarray, fps: float = 30.0) -> dict[str, float | None]:
+    """The measures that need no music: pose spread, mean joint speed, jerk per unit speed,
+    and the feet and freezing checks (toe skating, median sole height, penetration,
+    last-10-s over first-10-s speed)."""
     return {"pose_spread": pose_spread(positions),
             "mean_joint_speed": mean_joint_speed_mps(positions, fps),
-            "jerk_per_speed": jerk_per_unit_speed(positions, fps)}
+            "jerk_per_speed": jerk_per_unit_speed(positions, fps),
+            "toe_skating": toe_skating(positions, fps),
+            "sole_median": float(np.median(sole_heights(positions))),
+            "penetration": penetration(positions),
+            "freeze_ratio": freeze_ratio(positions, fps)}
 
 
 def _load_positions(path: Path) -> tuple[np.ndarray, float]:

@@ -28,6 +28,9 @@ class ModelEntry:
     family: str
     default_checkpoint: Path
     load: Callable[[Path, str, str], Generator]  # (checkpoint, device, name) -> Generator
+    trained: bool = True
+    """Whether ``choreo train`` makes its checkpoint (a network), or ``choreo library build``
+    (the motion graph, whose "checkpoint" is the motion library)."""
 
 
 def _load_edge(path: Path, device: str, name: str) -> Generator:
@@ -50,11 +53,17 @@ def _load_dancenet(path: Path, device: str, name: str) -> Generator:
     return DanceNetGenerator.from_checkpoint(path, device=device, name=name)
 
 
+def _load_graph(path: Path, device: str, name: str) -> Generator:
+    from backend.models.graph_generator import GraphGenerator
+    return GraphGenerator.from_checkpoint(path, device=device, name=name)
+
+
 MODELS: dict[str, ModelEntry] = {
     "edge": ModelEntry("edge", "diffusion", CHECKPOINT_DIR / "edge_default.pt", _load_edge),
     "popdg": ModelEntry("popdg", "diffusion", CHECKPOINT_DIR / "popdg_default.pt", _load_popdg),
     "fact": ModelEntry("fact", "autoregressive", CHECKPOINT_DIR / "fact_default.pt", _load_fact),
     "dancenet": ModelEntry("dancenet", "autoregressive", CHECKPOINT_DIR / "dancenet_default.pt", _load_dancenet),
+    "graph": ModelEntry("graph", "motion_graph", CHECKPOINT_DIR / "graph_library.npz", _load_graph, trained=False),
 }
 
 
