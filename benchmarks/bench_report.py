@@ -32,7 +32,9 @@ GPU_SECONDS = 60.0
 LINEARITY_RATIO = 1.3
 PROTOCOL_OVERHEAD_PCT = 5.0
 CPU_DANCE_RATE = 3.0  # seconds of dance per wall-clock second, every default model on a 2-core CPU
-AR_FIRST_CHUNK_S = 0.5  # an autoregressive model's first chunk, request to message, warm CPU server
+AR_FIRST_CHUNK_S = 0.5  # a streaming model's first chunk, request to message, warm CPU server
+STREAMING_FAMILIES = ("autoregressive", "motion_graph")  # families that send frames as they make them
+GRAPH_30S_DANCE_S = 2.0  # the motion graph: 30 s of dance, warm, 2 CPU cores (issue 13)
 NO_GPU = "no GPU in this run"
 
 UNITS = {"s": "{:.2f} s", "s3": "{:.3f} s", "x": "{:.2f}x", "%": "{:.3f} %", "rate": "{:.1f} s/s"}
@@ -126,9 +128,13 @@ def budgets(measurements: dict[str, Any]) -> list[Budget]:
         out.append(Budget(f"{run['model']} on cpu: seconds of dance per second, slowest dance length",
                           slowest, CPU_DANCE_RATE, "rate", at_least=True))
     for name, timed in server.get("per_model", {}).items():
-        if timed["family"] == "autoregressive":
+        if timed["family"] in STREAMING_FAMILIES:
             out.append(Budget(f"{name}: `generate` request to first `motion_chunk`, warm CPU server",
                               timed["first_chunk_s"], AR_FIRST_CHUNK_S, "s3"))
+    graph = _row(find_run(measurements, "cpu", "graph"), 30.0) if any(
+        r["model"] == "graph" for r in measurements["models"]["runs"]) else None
+    if graph is not None:
+        out.append(Budget("graph on cpu: 30 s of dance, warm, in process", graph["wall_s"], GRAPH_30S_DANCE_S))
     for run in measurements["models"]["runs"]:
         lengths = ", ".join(f"{r['seconds']:g}" for r in run["lengths"])
         out.append(Budget(f"linear cost: {run['model']} on {run['device']}, max ÷ min cost per second of "

@@ -66,8 +66,11 @@ transition edge: 15 cm is where the blend over 0.3 s stays invisible on stick fi
 EDGES_PER_SEGMENT = 24
 """Transitions kept per segment (the best by distance), so the graph stays small."""
 MIN_EDGES = 8
-"""A segment with fewer transitions under the threshold gets its nearest starts anyway
-(their cost is their distance, so the path search takes them only when it must)."""
+"""A segment with fewer transitions under the threshold gets its nearest starts anyway,
+up to ``FAR_TRANSITION_MAX_M`` (their cost is their distance, so the path search takes
+them only when it must)."""
+FAR_TRANSITION_MAX_M = 0.25
+"""Beyond this no blend hides the cut: limbs would swing through each other."""
 MAX_PENETRATION_M = 0.03
 """``settle_on_floor`` leaves at most 1 % of frames deeper than this below the floor."""
 EARLY_S = 0.4
@@ -77,7 +80,8 @@ FEET_MISMATCH_COST_M = 0.03
 """Added to an edge's cost when the planted feet differ across it."""
 _SETTINGS = dict(version=LIBRARY_VERSION, fps=FPS, min_segment_s=MIN_SEGMENT_S, max_segment_s=MAX_SEGMENT_S,
                  glitch_step_m=GLITCH_STEP_M, spike_ratio=SPIKE_RATIO, spike_min_m_s=SPIKE_MIN_M_S, transition_max_m=TRANSITION_MAX_M,
-                 edges_per_segment=EDGES_PER_SEGMENT, min_edges=MIN_EDGES, feet_mismatch_cost_m=FEET_MISMATCH_COST_M,
+                 edges_per_segment=EDGES_PER_SEGMENT, min_edges=MIN_EDGES,
+                 far_transition_max_m=FAR_TRANSITION_MAX_M, feet_mismatch_cost_m=FEET_MISMATCH_COST_M,
                  max_penetration_m=MAX_PENETRATION_M)
 
 
@@ -198,7 +202,7 @@ def link_segments(start_features: np.ndarray, stop_features: np.ndarray, seg_cli
             ok = np.flatnonzero(row <= TRANSITION_MAX_M)
             if len(ok) < MIN_EDGES:  # a pose no other capture meets: its nearest starts anyway
                 ok = np.argsort(row, kind="stable")[:MIN_EDGES]
-                ok = ok[np.isfinite(row[ok])]
+                ok = ok[row[ok] <= FAR_TRANSITION_MAX_M]
             best = ok[np.argsort(row[ok], kind="stable")[:EDGES_PER_SEGMENT]]
             targets.append(best)
             costs.append(row[best])

@@ -62,7 +62,7 @@ TRAVEL_RADIUS_M = (0.75, 4.0)
 """Radius from the start the dance may wander at travel 0 and at travel 1."""
 
 CUT_COST = 2.5
-EDGE_COST_PER_M = 4.0
+EDGE_COST_PER_M = 10.0
 WARP_COST = 1.0
 ENERGY_COST = 4.0
 TRAVEL_COST_PER_M = 2.0
@@ -71,12 +71,12 @@ PARTNERED_COST = 0.5
 TURN_BONUS_PER_RAD = 0.4
 """Turning is rewarded (up to a quarter turn a segment): real dancers turn and face
 new ways, which a path search minimising cost alone would rarely choose."""
-HALF_TIME_COST = 0.35
+HALF_TIME_COST = 1.0
 SKATE_COST = 4.0
 HOVER_COST_PER_M = 50.0
 HOVER_FREE_M = 0.015
 """Segments whose lowest joint is higher than this (median) pay for hovering."""
-CUT_PEAK_LIMIT = 1.8
+CUT_PEAK_LIMIT = 1.6
 """A cut may not land in a segment whose first 0.4 s run faster than this times the
 speed the music asks for (the blend would show as a jump in joint speed)."""
 NOISE = 0.35
@@ -273,10 +273,9 @@ class Planner:
         ratio = span / self._seconds[targets]
         limit = ENTRY_MAX_WARP if state.segment < 0 and self.start_s is not None else MAX_WARP
         ok = (ratio >= 1 / limit) & (ratio <= limit)
-        if state.recent:
-            used = np.array([g for g, t in state.recent if beats[m] - t < REPEAT_S])
-            if len(used):
-                ok &= ~np.isin(self._group[targets], used)
+        live = tuple(r for r in state.recent if beats[m] - r[1] < REPEAT_S)
+        if live:
+            ok &= ~np.isin(self._group[targets], [g for g, _ in live])
         if not ok.any():
             return []
         targets, cost, natural, ratio = targets[ok], cost[ok], natural[ok], ratio[ok]
@@ -309,7 +308,7 @@ class Planner:
         out = []
         for i in best:
             j = int(targets[i])
-            recent = tuple((g, t) for g, t in state.recent if beats[m] - t < REPEAT_S) + ((int(self._group[j]), float(beats[m])),)
+            recent = live + ((int(self._group[j]), float(beats[m])),)
             out.append(_State(state.cost + float(total[i]), j, m + k, moved[i], state.yaw + float(travel[i, 2]),
                               state, bool(natural[i]), recent))
         return out

@@ -9,8 +9,9 @@ was going (root position on the floor and heading; heights are the capture's own
 A cut is blended by inertialization (Bollo, "Inertialization", GDC 2018): the
 difference between the dance so far, extrapolated one frame, and the new segment is
 an offset, on every joint rotation and the root, that fades to nothing over
-``BLEND_S`` while the new segment plays underneath (``fade``). Poses stay continuous
-across the cut.
+``BLEND_S`` or longer (``blend_seconds``: poses further apart fade for longer, so the
+fade never adds a burst of speed) while the new segment plays underneath (``fade``).
+Poses stay continuous across the cut.
 
 The blend moves the legs, and so the feet. A foot that the new segment has planted
 is held where it stands through the blend by moving the pelvis on the floor against
@@ -32,7 +33,14 @@ from backend.motion import rotations as rot
 from backend.motion.kinematics import forward_kinematics_np
 
 BLEND_S = 0.4
-"""How long a cut's offset takes to fade out."""
+"""How long a cut's offset takes to fade out, at least (``blend_seconds``)."""
+MAX_BLEND_SPEED_M_S = 0.35
+"""The most a fading offset may add to the mean joint speed: a cut between poses further
+apart fades for longer, so the blend never shows as a burst of speed."""
+MAX_BLEND_S = 1.0
+MAX_HOLD_STEP_M = 0.01
+"""Holding a planted foot moves the pelvis at most 1 cm a frame (0.3 m/s, the contact
+speed): a blend that swings a leg further is not undone by sliding the whole body."""
 FEET = ((7, 10), (8, 11))
 """(ankle, toe) joint indices of the left and right foot."""
 
@@ -66,17 +74,17 @@ def q_exp(r: np.ndarray) -> np.ndarray:
     return np.concatenate([np.cos(half), r * scale], axis=-1)
 
 
-def fade(frames: np.ndarray, fps: float) -> tuple[np.ndarray, np.ndarray]:
+def fade(frames: np.ndarray, fps: float, seconds: float = BLEND_S) -> tuple[np.ndarray, np.ndarray]:
     """(position, velocity) weights of a cut's offset at ``frames`` after the cut.
 
     offset(t) = a(t) x0 + b(t) v0: a falls from 1 to 0 along a smootherstep over
-    ``BLEND_S``, flat at both ends. Flat at the cut matters: a cut sits on a kinematic
+    ``seconds``, flat at both ends. Flat at the cut matters: a cut sits on a kinematic
     beat (a minimum of joint speed), and an offset that moved at once would add its
     own speed there and shift the beat off the music's (a critically damped fade moved
     cut beats by 3-4 frames). b = 0: at a beat both sides move slowly, so the velocity
     step is small, and carrying it would add speed at the beat.
     """
-    u = np.clip(np.asarray(frames, dtype=np.float64) / (fps * BLEND_S), 0.0, 1.0)
+    u = np.clip(np.asarray(frames, dtype=np.float64) / (fps * seconds), 0.0, 1.0)
     return 1.0 - u * u * u * (u * (6 * u - 15) + 10), np.zeros_like(u)
 
 
@@ -99,9 +107,19 @@ class Placement:
         return out
 
 
+def blend_seconds(distance_m: float) -> float:
+    """How long to fade an offset that moves the joints ``distance_m`` on average.
+
+    A smootherstep over T seconds moves at most 1.875 x distance / T: long enough that
+    this stays under ``MAX_BLEND_SPEED_M_S``, never shorter than ``BLEND_S``.
+    """
+    return float(np.clip(1.875 * distance_m / MAX_BLEND_SPEED_M_S, BLEND_S, MAX_BLEND_S))
+
+
 @dataclass
 class _Blend:
     cut: int  # output frame of the cut
+    seconds: float  # how long its offset fades
     x0: np.ndarray  # (25, 3): rotation vectors of 24 joints, then the root offset
     v0: np.ndarray  # (25, 3) per second
 
@@ -195,9 +213,9 @@ class Synthesizer:
         q, root, contacts = self._placed(piece, placement, frames)
         if self.blend is not None:
             n = frames - self.blend.cut
-            inside = n < math.ceil(BLEND_S * self.fps)
+            inside = n < math.ceil(self.blend.seconds * self.fps)
             if inside.any():
-                a, b = fade(n[inside], self.fps)
+                a, b = fade(n[inside], self.fps, self.blend.seconds)
                 offset = a[:, None, None] * self.blend.x0[None] + b[:, None, None] * self.blend.v0[None]
                 q[inside] = q_mul(q_exp(offset[:, :24]), q[inside])
                 root[inside] += offset[:, 24]
@@ -215,7 +233,10 @@ class Synthesizer:
         q_new, root_new, _ = self._placed(piece, placement, np.array([cut - 2, cut - 1]))
         x = np.concatenate([q_log(q_mul(q_out, q_conj(q_new))), (root_out - root_new)[:, None]], axis=1)
         v = x[1] - x[0]
-        return _Blend(cut, x[1] + v, v * self.fps)
+        p_out, _ = forward_kinematics_np(rot.np_.quaternion_to_matrix(q_out[-1:]), root_out[-1:])
+        p_new, _ = forward_kinematics_np(rot.np_.quaternion_to_matrix(q_new[-1:]), root_new[-1:])
+        distance = float(np.linalg.norm(p_out - p_new, axis=-1).mean())
+        return _Blend(cut, blend_seconds(distance), x[1] + v, v * self.fps)
 
     def _feet(self, q: np.ndarray, root: np.ndarray) -> np.ndarray:
         positions, _ = forward_kinematics_np(rot.np_.quaternion_to_matrix(q), root)
@@ -234,8 +255,11 @@ class Synthesizer:
             here[:, :2] += shift
             hold = planted[i] & was if last is not None else np.zeros(2, dtype=bool)
             if hold.any():
-                shift -= (here[hold, :2] - last[hold, :2]).mean(axis=0)
-                here[:, :2] -= (here[hold, :2] - last[hold, :2]).mean(axis=0)
+                drift = (here[hold, :2] - last[hold, :2]).mean(axis=0)
+                # a foot that the blend swings further than this is let go, not dragged along
+                drift *= min(1.0, MAX_HOLD_STEP_M / max(float(np.linalg.norm(drift)), 1e-9))
+                shift -= drift
+                here[:, :2] -= drift
             root[frame, :2] += shift
             last, was = here, planted[i]
         return shift
