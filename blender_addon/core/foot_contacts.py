@@ -27,6 +27,8 @@ THRESHOLD = 0.5
 """A label at or above this is a contact."""
 BLEND_FRAMES = 4
 """Frames over which planting blends in before a span and out after it."""
+MERGE_GAP = 2
+"""Contacts off for at most this many frames between two spans are one span (flicker)."""
 MAX_BLEND_STEP = 0.01
 """Metres: a larger correction blends over more frames, so that the blend moves the foot
 by about this much per frame at most (a smoothstep's steepest slope is 1.5 / width)."""
@@ -54,13 +56,21 @@ class Span:
 
 
 def contact_spans(labels: Sequence[float] | np.ndarray, threshold: float = THRESHOLD,
-                  min_frames: int = 1) -> list[Span]:
-    """Runs of frames where ``labels >= threshold``, at least ``min_frames`` long."""
+                  min_frames: int = 1, max_gap: int = 0) -> list[Span]:
+    """Runs of frames where ``labels >= threshold``, at least ``min_frames`` long; runs
+    separated by at most ``max_gap`` frames off count as one (labels flicker)."""
     on = np.asarray(labels, dtype=np.float64) >= threshold
     if on.size == 0:
         return []
     edges = np.flatnonzero(np.diff(np.concatenate([[0], on.astype(np.int8), [0]])))
-    return [Span(int(a), int(b)) for a, b in zip(edges[0::2], edges[1::2]) if b - a >= min_frames]
+    runs = [[int(a), int(b)] for a, b in zip(edges[0::2], edges[1::2])]
+    merged: list[list[int]] = []
+    for run in runs:
+        if merged and run[0] - merged[-1][1] <= max_gap:
+            merged[-1][1] = run[1]
+        else:
+            merged.append(run)
+    return [Span(a, b) for a, b in merged if b - a >= min_frames]
 
 
 def held_positions(positions: np.ndarray, spans: Sequence[Span], floor: float,

@@ -173,6 +173,41 @@ def _fill_hinge(local_hinge: np.ndarray, valid: np.ndarray, fallback: np.ndarray
     return np.where(valid[:, None], local_hinge, local_hinge[nearest])
 
 
+def _chain_holds(world: np.ndarray, leg: Leg, ankle_spans: list[fc.Span], ankle_held: np.ndarray,
+                 toe_spans: list[fc.Span], toe_held: np.ndarray, editable: np.ndarray, floor: float,
+                 length: float) -> None:
+    """Make the holds of overlapping heel and toe spans one rigid foot (in place).
+
+    Where heel and ball are both down the foot is one piece. Spans are taken in order of
+    their start; one that overlaps a span of the other joint taken before it is held a
+    foot's length from that span's hold, in the direction the dance has the foot over
+    their overlap (the one it overlaps most). So along a chain of overlapping spans every
+    pair that is down together is exactly a foot apart, and both hold at once.
+    """
+    spans = {"ankle": ankle_spans, "toe": toe_spans}
+    held = {"ankle": ankle_held, "toe": toe_held}
+    bone = {"ankle": leg.foot, "toe": leg.toe}
+    order = sorted([(sp.start, kind, i) for kind in spans for i, sp in enumerate(spans[kind])])
+    done: dict[str, set[int]] = {"ankle": set(), "toe": set()}
+    for _, kind, i in order:
+        span = spans[kind][i]
+        other = "toe" if kind == "ankle" else "ankle"
+        best, best_len = None, 0
+        for j in done[other]:
+            o = spans[other][j]
+            overlap = min(span.stop, o.stop) - max(span.start, o.start)
+            if overlap > best_len:
+                best, best_len = j, overlap
+        done[kind].add(i)
+        if best is None or (~editable[span.start:span.stop]).any():
+            continue  # no partner yet, or held by frames that are not re-planted
+        o = spans[other][best]
+        both = np.arange(max(span.start, o.start), min(span.stop, o.stop))
+        rel = (world[both, bone[kind]] - world[both, bone[other]]).mean(axis=0)
+        held[kind][i] = held[other][best] + length * rel / max(float(np.linalg.norm(rel)), 1e-12)
+        held[kind][i, 2] = max(held[kind][i, 2], floor)
+
+
 def plant_feet(rig: RigRest, bone_map: BoneMap, rotations: Mapping[str, np.ndarray],
                labels: Mapping[str, np.ndarray], *, locations: Mapping[str, np.ndarray] | None = None,
                object_location: np.ndarray | None = None, editable: np.ndarray | None = None,
@@ -216,7 +251,7 @@ def plant_feet(rig: RigRest, bone_map: BoneMap, rotations: Mapping[str, np.ndarr
         label = np.asarray(labels[joint], dtype=np.float64)
         if label.shape != (frames,):
             raise RetargetError(f"contact labels for {joint} have shape {label.shape}, expected ({frames},)")
-        found = fc.contact_spans(label, threshold)
+        found = fc.contact_spans(label, threshold, max_gap=fc.MERGE_GAP)
         spans[joint] = found
         return found, fc.held_positions(world[:, bone], found, floor, editable)
 
@@ -224,23 +259,9 @@ def plant_feet(rig: RigRest, bone_map: BoneMap, rotations: Mapping[str, np.ndarr
     for leg in legs:
         toe_spans, toe_held = held(leg.toe_joint, leg.toe) if leg.toe is not None else ([], np.zeros((0, 3)))
         ankle_spans, ankle_held = held(leg.ankle_joint, leg.foot)
-        # Where heel and toe are both down the foot is one piece: the ankle is held a foot's
-        # length from the held toe (in the direction the dance has it), so both hold at once.
-        if toe_spans:
-            toe_on = np.full(frames, -1)
-            for i, span in enumerate(toe_spans):
-                toe_on[span.start:span.stop] = i
-            for i, span in enumerate(ankle_spans):
-                inside = toe_on[span.start:span.stop]
-                fixed = ~editable[span.start:span.stop]
-                if (inside < 0).all() or fixed.any():
-                    continue
-                k = int(np.bincount(inside[inside >= 0]).argmax())
-                both = np.arange(span.start, span.stop)[inside == k]
-                rel = (world[both, leg.foot] - world[both, leg.toe]).mean(axis=0)
-                length = float(np.linalg.norm(space.heads[leg.foot] - space.heads[leg.toe]))
-                ankle_held[i] = toe_held[k] + length * rel / max(float(np.linalg.norm(rel)), 1e-12)
-                ankle_held[i, 2] = max(ankle_held[i, 2], floor)
+        if ankle_spans and toe_spans:
+            _chain_holds(world, leg, ankle_spans, ankle_held, toe_spans, toe_held, editable, floor,
+                         float(np.linalg.norm(space.heads[leg.toe] - space.heads[leg.foot])))
         ankle_off, ankle_w = fc.plant_offsets(world[:, leg.foot], ankle_spans, ankle_held, blend)
         if leg.toe is not None:
             toe_off, toe_w = fc.plant_offsets(world[:, leg.toe], toe_spans, toe_held, blend)
@@ -254,12 +275,13 @@ def plant_feet(rig: RigRest, bone_map: BoneMap, rotations: Mapping[str, np.ndarr
         if leg.toe is not None:
             toe_target = heads[:, leg.toe] + toe_off
             # A held toe keeps the foot's length: the ankle goes to the nearest point a foot's
-            # length from it: fully inside a toe span (where a held ankle is already a foot's length
-            # from the toe), else as far as the toe is held and the ankle is not.
+            # length from it, fully inside a toe span where the ankle is not held, else as
+            # far as the toe is held and the ankle is not.
             length = np.linalg.norm(heads[:, leg.toe] - heads[:, leg.foot], axis=-1)
             on_sphere = toe_target + length[:, None] * _unit(target - toe_target)
             toe_in = fc.span_mask(toe_spans, frames) & editable
-            pull = np.where(toe_in, 1.0, toe_w * (1.0 - ankle_w))
+            ankle_in = fc.span_mask(ankle_spans, frames) & editable
+            pull = np.where(toe_in & ~ankle_in, 1.0, toe_w * (1.0 - ankle_w))
             target = target + pull[:, None] * (on_sphere - target)
         plans.append((leg, target, toe_target, toe_w, ankle_w))
 
