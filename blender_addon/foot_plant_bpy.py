@@ -75,7 +75,13 @@ def plant(obj: bpy.types.Object, first: int, last: int, *, context_frames: int =
         return None
     bone_map = bone_map_of(obj)
     rig = retarget_bpy.rig_rest(obj)
+    # Frames around the range give spans crossing its edges their holds, but only where the
+    # dance has keys: beyond them Blender holds the last value, which is no contact.
+    keyed = np.concatenate([keyframes.key_frames(obj, f'["{foot_contacts.property_name(j)}"]')
+                            for j in labels_present])
     lo, hi = first - context_frames, last + context_frames
+    if keyed.size:
+        lo, hi = max(lo, min(first, int(np.floor(keyed.min())))), min(hi, max(last, int(np.ceil(keyed.max()))))
     frames = np.arange(lo, hi + 1, dtype=np.float64)
     bones = rig_bones_to_key(bone_map, rig)
     rotations, locations, object_location = keyframes.read_motion(obj, frames, bones)

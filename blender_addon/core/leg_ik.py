@@ -46,6 +46,10 @@ defined bend direction, and the last fraction of a percent makes the knee snap).
 SOFT_REACH = 0.99
 """Fraction of full reach beyond which the hips come down instead (unless the dance itself
 has the leg straighter there)."""
+MAX_DROP_STEP = 0.003
+"""Metres the hips may come down (or go back up) in one frame."""
+MAX_KNEE_STEP = 6.0
+"""Degrees a planted knee may straighten in one frame before the hips come down instead."""
 SIDES = ("left", "right")
 
 
@@ -156,6 +160,38 @@ def _running(values: np.ndarray, half: int, how: str) -> np.ndarray:
     padded = np.pad(values, half, mode="edge")
     windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * half + 1)
     return windows.max(axis=1) if how == "max" else windows.mean(axis=1)
+
+
+def _lipschitz_above(values: np.ndarray, step: float) -> np.ndarray:
+    """The smallest curve >= ``values`` that changes by at most ``step`` a frame, eased: the
+    hips start coming down early enough, and rise back slowly."""
+    out = values.astype(np.float64).copy()
+    for t in range(1, out.size):
+        out[t] = max(out[t], out[t - 1] - step)
+    for t in range(out.size - 2, -1, -1):
+        out[t] = max(out[t], out[t + 1] - step)
+    return out
+
+
+def _rate_limited_reach(want: np.ndarray, limit: np.ndarray, l1: np.ndarray, l2: np.ndarray,
+                        step: float, editable: np.ndarray) -> np.ndarray:
+    """Hip-ankle distances (T,) to solve for: ``want`` capped by ``limit``, and, frame after
+    frame, by the distance at which the knee has straightened by at most ``step`` radians
+    since the frame before (the hips come down for the rest)."""
+    out = np.minimum(want, limit)
+    cos_bend = lambda d, a, b: np.clip((d * d - a * a - b * b) / (2 * a * b), -1.0, 1.0)  # noqa: E731
+    prev = None
+    for t in range(out.size):
+        if not editable[t]:
+            prev = None
+            continue
+        if prev is not None:
+            bend = np.arccos(cos_bend(prev, l1[t], l2[t]))  # 0: straight
+            straighter = max(bend - step, 0.0)
+            most = np.sqrt(l1[t] ** 2 + l2[t] ** 2 + 2 * l1[t] * l2[t] * np.cos(straighter))
+            out[t] = min(out[t], most)
+        prev = out[t]
+    return out
 
 
 def _fill_hinge(local_hinge: np.ndarray, valid: np.ndarray, fallback: np.ndarray) -> np.ndarray:
@@ -292,18 +328,22 @@ def plant_feet(rig: RigRest, bone_map: BoneMap, rotations: Mapping[str, np.ndarr
     if lower_hips and pelvis is not None and not rig.connected[pelvis]:
         for leg, target, *_ in plans:
             hip = heads[:, leg.thigh]
-            full = (np.linalg.norm(heads[:, leg.shin] - hip, axis=-1)
-                    + np.linalg.norm(heads[:, leg.foot] - heads[:, leg.shin], axis=-1))
-            # Never straighter than the dance has the leg, or than SOFT_REACH: near full
-            # extension the knee's angle changes fast with distance, and it would snap.
+            l1 = np.linalg.norm(heads[:, leg.shin] - hip, axis=-1)
+            l2 = np.linalg.norm(heads[:, leg.foot] - heads[:, leg.shin], axis=-1)
+            full = l1 + l2
+            # Never straighter than the dance has the leg, or than SOFT_REACH ...
             own = np.linalg.norm(heads[:, leg.foot] - hip, axis=-1) / full
             reach = np.clip(np.maximum(own, SOFT_REACH), 0.0, MAX_REACH) * full
+            # ... and straightening at most MAX_KNEE_STEP a frame: near full extension the
+            # knee's angle changes fast with the hip-ankle distance, so the hips take it up.
+            reach = _rate_limited_reach(np.linalg.norm(target - hip, axis=-1), reach, l1, l2,
+                                        np.radians(MAX_KNEE_STEP), editable)
             across = np.linalg.norm((target - hip)[:, :2], axis=-1)
             height = np.sqrt(np.maximum(reach ** 2 - across ** 2, 0.0))
             need = (hip[:, 2] - target[:, 2]) - height
-            drop = np.maximum(drop, np.where(across < reach, need, 0.0))
+            drop = np.maximum(drop, need)
         drop = np.maximum(drop, 0.0) * editable
-        drop = _running(_running(drop, blend, "max"), blend, "mean") * editable
+        drop = _lipschitz_above(drop, MAX_DROP_STEP) * editable
     dropped = drop > 1e-9
     new_locations: dict[str, np.ndarray] = {}
     if dropped.any():
