@@ -13,10 +13,11 @@ import bpy
 import numpy as np
 import pytest
 
-from blender_addon import keyframes, session
+from blender_addon import export_fbx, keyframes, session
 from blender_addon.core import foot_contacts as fc
 from tests.blender.conftest import EXAMPLE_SONG, FAST_OPTIONS, backend_python
 from tests.blender.test_generate import addon  # noqa: F401  (the fixture)
+from tests.blender.test_fbx_export import import_fbx
 from tests.blender.test_retarget import MOCAP, mixamo_rig
 
 SECONDS = 3.0
@@ -57,7 +58,7 @@ def _animator_take(obj) -> bpy.types.Action:  # noqa: ANN001
     return obj.animation_data.action
 
 
-def test_generating_onto_an_animated_rig_keeps_the_animators_action(addon, scene):  # noqa: ANN001, F811
+def test_generating_onto_an_animated_rig_keeps_the_animators_action(addon, scene, tmp_path):  # noqa: ANN001, F811
     obj = mixamo_rig()
     bpy.context.view_layer.objects.active = obj
     old = _animator_take(obj)
@@ -78,6 +79,26 @@ def test_generating_onto_an_animated_rig_keeps_the_animators_action(addon, scene
     for frame in (scene.frame_start + 10, 150, scene.frame_end, scene.frame_end + 40):
         scene.frame_set(frame)
         assert tuple(pb.rotation_euler) == (0.0, 0.0, 0.0), frame
+    # Nor in the export: the finger is at rest in every frame of the FBX.
+    path = export_fbx.export(bpy.context, obj, tmp_path / "dance.fbx", "GENERIC")
+    frames = (scene.frame_start, (scene.frame_start + scene.frame_end) // 2, scene.frame_end)
+    imported = import_fbx(path)
+    rest = np.array(imported.data.bones[FINGER].matrix_local)
+    arm = np.array(imported.data.bones[FINGER].parent.matrix_local)
+    for frame in frames:
+        scene.frame_set(frame)
+        pb = imported.pose.bones[FINGER]
+        # The finger's pose relative to its parent's equals its rest relation (nothing of the take).
+        posed = np.linalg.inv(np.array(pb.parent.matrix)) @ np.array(pb.matrix)
+        assert np.abs(posed[:3, :3] - (np.linalg.inv(arm) @ rest)[:3, :3]).max() < 1e-4, frame
+
+
+def test_restoring_the_animators_action(addon, scene):  # noqa: ANN001, F811
+    obj = mixamo_rig()
+    bpy.context.view_layer.objects.active = obj
+    old = _animator_take(obj)
+    _settings(scene, target="SELECTED")
+    assert bpy.ops.choreo.generate(options=json.dumps(FAST_OPTIONS)) == {"FINISHED"}, scene.choreo.status
     # Restorable: putting the old action back gives the old take.
     obj.animation_data.action = old
     if keyframes.layered_actions():
