@@ -7,7 +7,9 @@ from 0:30) and on the bundled example, with two seeds, and reports the checks of
 ``backend.metrics.dance_report``. The whole model card is written by this script,
 so its figures always come from a run anyone can repeat. What each model is and its
 limits come from its training recipe (``card_about``, ``CARD_LIMITS`` in
-``backend/training/recipe_<model>.py``).
+``backend/training/recipe_<model>.py``; the motion graph's from ``graph_generator``).
+Every card also judges the model on seven held-out songs beside real dance capture
+(``benchmarks/dance_judge.py``) and shows a contact sheet (``docs/images/``).
 """
 
 from __future__ import annotations
@@ -77,7 +79,10 @@ def run(model: str, checkpoint: Path | None, out: Path) -> dict:
     names = list(dict.fromkeys(n for n, _ in styles))
     between = [style_distance(styles[(a, 0)], styles[(b, 0)]) for i, a in enumerate(names) for b in names[i + 1:]]
     within = [style_distance(styles[(n, SEEDS[0])], styles[(n, SEEDS[1])]) for n in names]
-    ckpt = load_checkpoint(path)
+    from benchmarks.dance_judge import judge, reference
+
+    judged = judge(model, checkpoint, REPO / "docs" / "images")
+    ckpt = load_checkpoint(path) if MODELS[model].trained else {"config": {}, "step": 0}
     summary = {
         "model": model,
         "family": MODELS[model].family,
@@ -89,6 +94,9 @@ def run(model: str, checkpoint: Path | None, out: Path) -> dict:
         "style_distance_between_songs": float(np.mean(between)) if between else float("nan"),
         "style_distance_between_seeds": float(np.mean(within)),
         "rows": rows,
+        "judged": judged,
+        "reference": reference(),
+        "describe": generator.describe(),
     }
     write_card(out, summary)
     return summary
@@ -102,7 +110,19 @@ def _train_command(model: str, train: dict) -> str:
     return " ".join(parts)
 
 
+def _judged_lines(s: dict, out: Path) -> list[str]:
+    from benchmarks.dance_judge import markdown
+
+    sheets = s["judged"]["sheets"]
+    image = Path(sheets[0]).resolve().relative_to(out.parent.resolve()).as_posix() if sheets else None
+    return markdown(s["judged"], s["reference"], image)
+
+
 def write_card(out: Path, s: dict) -> None:
+    from backend.models.registry import MODELS
+
+    if not MODELS[s["model"]].trained:
+        return write_graph_card(out, s)
     import importlib
 
     from backend.training.recipes import RECIPES
@@ -164,9 +184,68 @@ def write_card(out: Path, s: dict) -> None:
         f"{s['style_distance_between_seeds']:.3f} (`backend/metrics/dance_report.py`).",
         f"- Seams: largest joint-speed jump at a seam {max(r['max_seam_jump'] for r in rows):.2f}x the median.",
         "",
+        *_judged_lines(s, out),
         "## Limits",
         "",
         *[f"- {limit}" for limit in recipe.CARD_LIMITS],
+        "",
+    ]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(lines), encoding="utf-8")
+    print(f"wrote {out}")
+
+
+def write_graph_card(out: Path, s: dict) -> None:
+    """The card of the motion graph: what its library holds instead of how it was trained."""
+    from backend.models import graph_generator
+
+    model, info, rows = s["model"], s["describe"], s["rows"]
+    mean = lambda k: float(np.mean([r[k] for r in rows]))  # noqa: E731
+    lines = [
+        f"# Model card: `{model}` (motion graph over real dance capture)",
+        "",
+        f"Library: `{s['checkpoint']}`. Written by `python benchmarks/dance_check.py --model {model}` on "
+        f"{time.strftime('%Y-%m-%d')}; every figure below comes from that run.",
+        "",
+        "## What it is",
+        "",
+        graph_generator.CARD_ABOUT,
+        "",
+        "## What it dances from",
+        "",
+        f"{info.get('library_minutes')} minutes of CMU dance capture and their mirror images, cut into "
+        f"{info.get('library_segments')} segments at their kinematic beats and joined by "
+        f"{info.get('library_transitions')} transitions (docs/motion_library.md). Built by:",
+        "",
+        "```bash",
+        "choreo library build    # ../shared/data/mocap/cmu -> backend/checkpoints/graph_library.npz (cached)",
+        "```",
+        "",
+        "Nothing here was trained on music; the music-motion matching is the path search's costs "
+        "(`backend/models/graph_plan.py`). \"The data used in this project was obtained from "
+        "mocap.cs.cmu.edu. The database was created with funding from NSF EIA-0196217.\"",
+        "",
+        *_judged_lines(s, out),
+        "## On the Sectoid songs and the example",
+        "",
+        f"The songs its costs were tuned on (so these flatter it): {SECONDS:.0f} s per song, seeds "
+        f"{', '.join(map(str, SEEDS))}, the checks of `backend/metrics/dance_report.py` as for every model.",
+        "",
+        "| song | seed | BPM | speed first 10 s | speed last 10 s | beat align | half-beat-off | sole median | generate (s) |",
+        "|---|---|---|---|---|---|---|---|---|",
+        *[f"| {r['song']} | {r['seed']} | {r['tempo_bpm']} | {r['speed_first_10s']:.4f} | {r['speed_last_10s']:.4f} | "
+          f"{r['beat_alignment']:.3f} | {r['beat_alignment_half_beat_off']:.3f} | {r['sole_height_median_m']:.3f} | "
+          f"{r['seconds_to_generate']} |" for r in rows],
+        "",
+        f"- In time with the beat: mean beat alignment {mean('beat_alignment'):.3f} against "
+        f"{mean('beat_alignment_half_beat_off'):.3f} for beats moved half a beat.",
+        f"- Different songs, different dances: style distance between songs "
+        f"{s['style_distance_between_songs']:.3f}, between two seeds of one song "
+        f"{s['style_distance_between_seeds']:.3f}.",
+        "",
+        "## Limits",
+        "",
+        *[f"- {limit}" for limit in graph_generator.CARD_LIMITS],
         "",
     ]
     out.parent.mkdir(parents=True, exist_ok=True)
