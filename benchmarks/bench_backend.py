@@ -14,7 +14,9 @@ What it measures, each in a module named for it:
 * ``bench_music``: music-feature extraction per minute of audio, cold and warm;
 * ``bench_models``: every registered model on the CPU and on CUDA when present, for
   several dance lengths, and the EDGE-sized reference configuration;
-* ``bench_blender``: keyframe writing through bpy, when a Python with bpy exists.
+* ``bench_blender``: keyframe writing through bpy, when a Python with bpy exists;
+* ``bench_soak``: 1,000 jobs from many clients over every model, with cancels,
+  disconnects and silent clients: nothing lost, nobody refused.
 
 ``bench_report`` turns the measurements into the markdown with a budgets table.
 """
@@ -33,7 +35,9 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from benchmarks import bench_blender, bench_models, bench_music, bench_protocol, bench_server  # noqa: E402
+from benchmarks import (  # noqa: E402
+    bench_blender, bench_models, bench_music, bench_protocol, bench_server, bench_soak,
+)
 from benchmarks.bench_report import write_report  # noqa: E402
 
 DEFAULT_OUT = REPO / "docs" / "benchmarks.md"
@@ -75,9 +79,11 @@ def measure(quick: bool, bpy_pythons: Sequence[str | os.PathLike[str]] | None = 
     models = bench_models.bench_models(quick)
     print("blender: keyframe writing", flush=True)
     blender = bench_blender.bench_keyframes(bpy_pythons)
+    print("soak: jobs from many clients over every model, with cancels and disconnects", flush=True)
+    soak = bench_soak.bench_soak(quick)
     return {"command": "choreo bench" + (" --quick" if quick else ""), "date": time.strftime("%Y-%m-%d"),
             "machine": machine(), "gpu": gpu_name(), "quick": quick, "server": server,
-            "protocol": protocol, "music": music, "models": models, "blender": blender}
+            "protocol": protocol, "music": music, "models": models, "blender": blender, "soak": soak}
 
 
 def run(out: Path | str = DEFAULT_OUT, quick: bool = False, *,

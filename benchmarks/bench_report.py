@@ -37,8 +37,8 @@ STREAMING_FAMILIES = ("autoregressive", "motion_graph")  # families that send fr
 GRAPH_30S_DANCE_S = 2.0  # the motion graph: 30 s of dance, warm, 2 CPU cores (issue 13)
 NO_GPU = "no GPU in this run"
 
-UNITS = {"s": "{:.2f} s", "s3": "{:.3f} s", "x": "{:.2f}x", "%": "{:.3f} %", "rate": "{:.1f} s/s"}
-LIMITS = {"s": "{:g} s", "s3": "{:.3f} s", "x": "{:g}x", "%": "{:g} %", "rate": "{:g} s/s"}
+UNITS = {"s": "{:.2f} s", "s3": "{:.3f} s", "x": "{:.2f}x", "%": "{:.3f} %", "rate": "{:.1f} s/s", "n": "{:.0f}"}
+LIMITS = {"s": "{:g} s", "s3": "{:.3f} s", "x": "{:g}x", "%": "{:g} %", "rate": "{:g} s/s", "n": "{:g}"}
 
 
 @dataclass(frozen=True)
@@ -142,6 +142,13 @@ def budgets(measurements: dict[str, Any]) -> list[Budget]:
                           note="needs two lengths"))
     out.append(Budget("protocol overhead: streaming a 30 s dance's chunks ÷ generating it",
                       protocol_overhead_pct(measurements), PROTOCOL_OVERHEAD_PCT, "%"))
+    soak = measurements.get("soak")
+    if soak is not None:
+        for key, what in (("frames_lost", "frames lost"), ("jobs_without_terminal", "jobs without a terminal message"),
+                          ("queue_full_to_live_clients", "`queue_full` to live clients within `max_queue`"),
+                          ("internal_errors", "`internal` errors"),
+                          ("same_seed_mismatches", "same-seed pairs that differ")):
+            out.append(Budget(f"soak ({soak['jobs']} jobs): {what}", float(soak[key]), 0.0, "n"))
     blender = measurements["blender"]
     out.append(Budget("Blender: 60 s of motion keyed on the 24-bone rig (bulk path)",
                       blender.get("bulk_s"), float(blender.get("budget_s", 0.5)), "s3",
@@ -339,6 +346,37 @@ def _blender_section(m: dict[str, Any]) -> list[str]:
     ]
 
 
+def _soak_section(m: dict[str, Any]) -> list[str]:
+    s = m.get("soak")
+    if s is None:
+        return []
+    before, after = s.get("usage_before") or {}, s.get("usage_after") or {}
+    per_model = ", ".join(f"{k} {v}" for k, v in sorted(s.get("per_model", {}).items()))
+    return [
+        "## Soak", "",
+        f"`benchmarks/bench_soak.py` (`backend/server/soak.py`): a fresh CPU server (`max_queue` "
+        f"{s['max_queue']}, client timeout {s['client_timeout_s']:g} s) and {s['jobs']} jobs from six live "
+        "clients over every loaded model, some cancelled, some abandoned by a client that closes in the "
+        "middle, beside two silent clients that submit and never read.", "",
+        "| figure | value |", "|---|---|",
+        f"| jobs (per model) | {s['jobs']} ({per_model}) |",
+        f"| done / cancelled / client gone / failed | {s['jobs_done']} / {s['jobs_cancelled']} / "
+        f"{s['jobs_disconnected']} / {s['jobs_failed']} |",
+        f"| terminal messages received | {s['terminal_messages']} |",
+        f"| jobs without a terminal message | {s['jobs_without_terminal']} |",
+        f"| frames lost | {s['frames_lost']} |",
+        f"| same-seed pairs compared (differing) | {s['same_seed_pairs']} ({s['same_seed_mismatches']}) |",
+        f"| `queue_full` to live clients | {s['queue_full_to_live_clients']} |",
+        f"| `internal` errors | {s['internal_errors']} |",
+        f"| silent clients' jobs (ended by `client_timeout`) | {s['silent_jobs']} ({s['silent_client_timeouts']}) |",
+        f"| server memory (RSS) before → after | {_f(before.get('rss_mb'))} → {_f(after.get('rss_mb'))} MiB |",
+        f"| server open file descriptors before → after | {before.get('open_fds')} → {after.get('open_fds')} |",
+        f"| wall clock | {s['seconds']:g} s |",
+        *([""] + [f"Problems seen: {p}" for p in s["problems"]] if s.get("problems") else []),
+        "",
+    ]
+
+
 def render(m: dict[str, Any], images: dict[str, str]) -> str:
     """The whole report; ``images`` maps plot names to links relative to the report."""
     rows = budgets(m)
@@ -368,6 +406,7 @@ def render(m: dict[str, Any], images: dict[str, str]) -> str:
     lines += _music_section(m)
     lines += _protocol_section(m, images)
     lines += _blender_section(m)
+    lines += _soak_section(m)
     return "\n".join(lines)
 
 

@@ -131,6 +131,37 @@ def test_cpu_rate_and_autoregressive_first_chunk_budgets():
     assert _verdict(m, "fact: `generate` request to first") == "FAIL"
 
 
+def test_graph_budgets_its_30_s_dance_and_first_chunk():
+    m = measurements()
+    m["models"]["runs"].append({"model": "graph", "family": "motion_graph", "device": "cpu", "parameters": None,
+                                "options": {}, "lengths": _rows({10.0: 0.1, 30.0: 0.3})})
+    m["server"]["per_model"]["graph"] = {"family": "motion_graph", "first_chunk_s": 0.2, "total_s": 0.5,
+                                         "all_firsts": [0.2]}
+    assert _verdict(m, "graph on cpu: 30 s of dance") == "pass"
+    assert _verdict(m, "graph: `generate` request to first") == "pass"
+    m["models"]["runs"][-1]["lengths"][1]["wall_s"] = 2.1
+    m["server"]["per_model"]["graph"]["first_chunk_s"] = 0.6
+    assert _verdict(m, "graph on cpu: 30 s of dance") == "FAIL"
+    assert _verdict(m, "graph: `generate` request to first") == "FAIL"
+
+
+def test_the_soak_is_budgeted_and_reported(tmp_path: Path):
+    m = measurements()
+    m["soak"] = {"jobs": 1000, "jobs_done": 700, "jobs_cancelled": 150, "jobs_disconnected": 100, "jobs_failed": 50,
+                 "terminal_messages": 900, "jobs_without_terminal": 0, "frames_lost": 0, "same_seed_pairs": 600,
+                 "same_seed_mismatches": 0, "queue_full_to_live_clients": 0, "internal_errors": 0,
+                 "silent_jobs": 160, "silent_client_timeouts": 40, "per_model": {"edge": 500, "graph": 500},
+                 "usage_before": {"rss_mb": 500.0, "open_fds": 15}, "usage_after": {"rss_mb": 502.0, "open_fds": 14},
+                 "seconds": 270.0, "problems": [], "max_queue": 8, "client_timeout_s": 20.0}
+    assert _verdict(m, "soak (1000 jobs): frames lost") == "pass"
+    out = tmp_path / "benchmarks.md"
+    assert write_report(out, m)
+    text = out.read_text()
+    assert "## Soak" in text and "| frames lost | 0 |" in text and "500.00 → 502.00 MiB" in text
+    m["soak"]["frames_lost"] = 3
+    assert _verdict(m, "soak (1000 jobs): frames lost") == "FAIL"
+
+
 @pytest.mark.parametrize("path, start, ok, bad", [
     (("server", "first_chunk_s"), "`generate` request", 1.4, 1.6),
     (("server", "cold_start_s"), "backend cold start", 4.9, 5.1),
