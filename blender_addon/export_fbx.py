@@ -49,6 +49,12 @@ def export(context: bpy.types.Context, obj: bpy.types.Object | None, filepath: s
             raise FbxExportError(f"FBX export to {path} failed: {error}") from error
     if "FINISHED" not in result or not path.is_file():
         raise FbxExportError(f"FBX export to {path} did not finish ({', '.join(result)})")
+    from . import fbx_contacts
+    first, last = frames if frames is not None else (scene.frame_start, scene.frame_end)
+    try:  # the contact labels, as animated custom properties Unity and Unreal read as curves
+        fbx_contacts.add_contact_curves(path, obj, int(first), int(last))
+    except (RuntimeError, OSError, ValueError, KeyError) as error:
+        raise FbxExportError(f"could not add the contact curves to {path}: {error}") from error
     return path
 
 
