@@ -327,3 +327,31 @@ def test_the_generator_loads_through_the_registry_and_describes_its_library():
     info = generator.describe()
     assert info["library_segments"] > 1000 and info["library_minutes"] > 10
     assert MODELS["graph"].default_checkpoint.stat().st_size <= 20 * 1024 * 1024
+
+
+@pytest.mark.parametrize("options, code", [({"style": "tango"}, "bad_option"), ({"energy": 3.0}, "bad_option"),
+                                            ({"travel": float("nan")}, "bad_message"), ({"steps": 5}, "bad_option")])
+def test_bad_options_get_a_clear_error_and_the_server_goes_on(server, options, code):
+    from protocol import ChoreoError
+
+    song = wav_bytes(3.0, seed=1)
+    with server.client(timeout=60) as client:
+        with pytest.raises(ChoreoError) as err:
+            client.generate(song, model="graph", options=options)
+        assert err.value.code == code
+        assert client.generate(song, model="graph", seed=2).num_frames == 90
+
+
+def test_bad_audio_and_bad_motion_get_clear_errors(server, other_dance):
+    from protocol import ChoreoError
+
+    with server.client(timeout=60) as client:
+        with pytest.raises(ChoreoError) as err:
+            client.generate(b"this is not audio at all" * 100, model="graph")
+        assert err.value.code == "audio_undecodable"
+        broken = np.array(other_dance.rotations)
+        broken[120, 3] = np.nan
+        with pytest.raises(ChoreoError) as err:
+            client.inpaint(SONG, rotations=broken, root_translation=other_dance.root_translation,
+                           keep=masks.range_mask(EDIT_FRAMES, 90, 210), model="graph")
+        assert err.value.code in ("bad_motion", "bad_request")
