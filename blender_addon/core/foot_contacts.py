@@ -131,13 +131,15 @@ def plant_offsets(positions: np.ndarray, spans: Sequence[Span], held: np.ndarray
         inside[span.start:span.stop] = True
     if blend <= 0:
         return offset, weight
+    def width_of(correction: np.ndarray) -> int:
+        if max_step <= 0:
+            return blend
+        return max(blend, int(np.ceil(1.5 * float(np.linalg.norm(correction)) / max_step)))
+
     def ramp(span: Span, target: np.ndarray, edge: int, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
         """(offsets, weights) over frames [lo, hi) of the blend away from ``span``'s ``edge``."""
         correction = target - positions[edge]
-        width = blend
-        if max_step > 0:
-            width = max(blend, int(np.ceil(1.5 * float(np.linalg.norm(correction)) / max_step)))
-        w = smoothstep(1.0 - np.abs(frames[lo:hi] - edge) / (width + 1.0))
+        w = smoothstep(1.0 - np.abs(frames[lo:hi] - edge) / (width_of(correction) + 1.0))
         return w[:, None] * correction, w
 
     order = sorted(range(len(spans)), key=lambda i: spans[i].start)
@@ -156,6 +158,14 @@ def plant_offsets(positions: np.ndarray, spans: Sequence[Span], held: np.ndarray
             in_off, in_w = ramp(spans[nxt], held[nxt], spans[nxt].start, lo, hi)
         if prev >= 0 and nxt >= 0:  # cross-fade from the span behind to the span ahead
             alpha = smoothstep((frames[lo:hi] - (lo - 1)) / (hi - lo + 1.0))
+            c_out = held[prev] - positions[spans[prev].stop - 1]
+            c_in = held[nxt] - positions[spans[nxt].start]
+            if hi - lo <= width_of(c_out) + width_of(c_in):
+                # The blends would meet: go straight from one correction to the other (no dip
+                # back to the dance's own foot in between, which would only add travel).
+                offset[lo:hi] = (1 - alpha)[:, None] * c_out + alpha[:, None] * c_in
+                weight[lo:hi] = 1.0
+                continue
         else:
             alpha = np.full(hi - lo, 1.0 if nxt >= 0 else 0.0)
         offset[lo:hi] = (1 - alpha)[:, None] * out_off + alpha[:, None] * in_off

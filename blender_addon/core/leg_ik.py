@@ -173,25 +173,11 @@ def _lipschitz_above(values: np.ndarray, step: float) -> np.ndarray:
     return out
 
 
-def _rate_limited_reach(want: np.ndarray, limit: np.ndarray, l1: np.ndarray, l2: np.ndarray,
-                        step: float, editable: np.ndarray) -> np.ndarray:
-    """Hip-ankle distances (T,) to solve for: ``want`` capped by ``limit``, and, frame after
-    frame, by the distance at which the knee has straightened by at most ``step`` radians
-    since the frame before (the hips come down for the rest)."""
-    out = np.minimum(want, limit)
-    cos_bend = lambda d, a, b: np.clip((d * d - a * a - b * b) / (2 * a * b), -1.0, 1.0)  # noqa: E731
-    prev = None
-    for t in range(out.size):
-        if not editable[t]:
-            prev = None
-            continue
-        if prev is not None:
-            bend = np.arccos(cos_bend(prev, l1[t], l2[t]))  # 0: straight
-            straighter = max(bend - step, 0.0)
-            most = np.sqrt(l1[t] ** 2 + l2[t] ** 2 + 2 * l1[t] * l2[t] * np.cos(straighter))
-            out[t] = min(out[t], most)
-        prev = out[t]
-    return out
+def _drop_for(hip: np.ndarray, target: np.ndarray, reach: np.ndarray) -> np.ndarray:
+    """How far (T,) the hip must come down to be ``reach`` from the target (0 if it is)."""
+    across = np.linalg.norm((target - hip)[:, :2], axis=-1)
+    height = np.sqrt(np.maximum(reach ** 2 - across ** 2, 0.0))
+    return np.maximum((hip[:, 2] - target[:, 2]) - height, 0.0)
 
 
 def _fill_hinge(local_hinge: np.ndarray, valid: np.ndarray, fallback: np.ndarray) -> np.ndarray:
@@ -326,24 +312,36 @@ def plant_feet(rig: RigRest, bone_map: BoneMap, rotations: Mapping[str, np.ndarr
     pelvis = index.get(pelvis_name) if pelvis_name else None
     drop = np.zeros(frames)
     if lower_hips and pelvis is not None and not rig.connected[pelvis]:
+        legs_geometry = []
         for leg, target, *_ in plans:
             hip = heads[:, leg.thigh]
             l1 = np.linalg.norm(heads[:, leg.shin] - hip, axis=-1)
             l2 = np.linalg.norm(heads[:, leg.foot] - heads[:, leg.shin], axis=-1)
             full = l1 + l2
-            # Never straighter than the dance has the leg, or than SOFT_REACH ...
+            # Never straighter than the dance has the leg, or than SOFT_REACH.
             own = np.linalg.norm(heads[:, leg.foot] - hip, axis=-1) / full
             reach = np.clip(np.maximum(own, SOFT_REACH), 0.0, MAX_REACH) * full
-            # ... and straightening at most MAX_KNEE_STEP a frame: near full extension the
-            # knee's angle changes fast with the hip-ankle distance, so the hips take it up.
-            reach = _rate_limited_reach(np.linalg.norm(target - hip, axis=-1), reach, l1, l2,
-                                        np.radians(MAX_KNEE_STEP), editable)
-            across = np.linalg.norm((target - hip)[:, :2], axis=-1)
-            height = np.sqrt(np.maximum(reach ** 2 - across ** 2, 0.0))
-            need = (hip[:, 2] - target[:, 2]) - height
-            drop = np.maximum(drop, need)
-        drop = np.maximum(drop, 0.0) * editable
-        drop = _lipschitz_above(drop, MAX_DROP_STEP) * editable
+            drop = np.maximum(drop, _drop_for(hip, target, reach))
+            legs_geometry.append((hip, target, l1, l2))
+        drop = _lipschitz_above(np.maximum(drop, 0.0) * editable, MAX_DROP_STEP) * editable
+        # Nor straightening by more than MAX_KNEE_STEP a frame: near full extension the knee's
+        # angle changes fast with the hip-ankle distance, so there the hips take it up instead.
+        step = np.radians(MAX_KNEE_STEP)
+        for _ in range(8):
+            more = drop.copy()
+            for hip, target, l1, l2 in legs_geometry:
+                lowered = hip - drop[:, None] * np.array([0.0, 0.0, 1.0])
+                d = np.minimum(np.linalg.norm(target - lowered, axis=-1), MAX_REACH * (l1 + l2))
+                bend = np.arccos(np.clip((d * d - l1 * l1 - l2 * l2) / (2 * l1 * l2), -1.0, 1.0))
+                fast = np.zeros(frames, dtype=bool)
+                fast[1:] = (bend[:-1] - bend[1:] > step + 1e-9) & editable[1:] & editable[:-1]
+                if not fast.any():
+                    continue
+                allowed = np.sqrt(l1 ** 2 + l2 ** 2 + 2 * l1 * l2 * np.cos(np.maximum(np.roll(bend, 1) - step, 0.0)))
+                more = np.where(fast, np.maximum(more, _drop_for(hip, target, allowed)), more)
+            if np.array_equal(more, drop):
+                break
+            drop = _lipschitz_above(more, MAX_DROP_STEP) * editable
     dropped = drop > 1e-9
     new_locations: dict[str, np.ndarray] = {}
     if dropped.any():
