@@ -1,6 +1,6 @@
 """Build the motion library once: import, mirror, cut at kinematic beats, link by pose.
 
-    choreo library build [--mocap DIR] [--out PATH] [--force]
+    choreo library build [--mocap DIR] [--out PATH] [--force] [--exclude TRIAL ...]
 
 Steps, each for every source clip and for its left-right mirror:
 
@@ -215,9 +215,12 @@ _CODE = ("library/build.py", "library/library.py", "library/sources.py", "motion
 """The modules whose code shapes the library: a change to any of them rebuilds it."""
 
 
-def source_hash(files: list[Path]) -> str:
-    """sha256 over the sources' names and bytes, the build settings and the build's code."""
+def source_hash(files: list[Path], exclude: tuple[str, ...] = ()) -> str:
+    """sha256 over the sources' names and bytes, the build settings, the trials left out
+    (``exclude``) and the build's code."""
     h = hashlib.sha256(json.dumps(_SETTINGS, sort_keys=True).encode())
+    if exclude:  # the file list already differs; this names the exclusion in the hash too
+        h.update(json.dumps({"exclude": sorted(exclude)}).encode())
     backend = Path(__file__).resolve().parents[1]
     for module in _CODE:
         h.update((backend / module).read_bytes())
@@ -228,12 +231,25 @@ def source_hash(files: list[Path]) -> str:
 
 
 def build_library(mocap_dir: Path = DEFAULT_MOCAP_DIR, out: Path = DEFAULT_LIBRARY, force: bool = False,
-                  files: list[Path] | None = None) -> Path:
-    """Build (or find up to date) the library from the BVH files under ``mocap_dir``."""
+                  files: list[Path] | None = None, exclude: tuple[str, ...] | list[str] = ()) -> Path:
+    """Build (or find up to date) the library from the BVH files under ``mocap_dir``.
+
+    ``exclude``: trial names (file stems, ``05_20``) left out, e.g. motion held out of
+    training; each must be among the sources (a typo would silently keep it in).
+    """
+    from backend.library.library import LibraryError
     from backend.motion.mirror import mirror_clip
 
     files = source_files(mocap_dir) if files is None else sorted(files)
-    digest = source_hash(files)
+    exclude = tuple(sorted({Path(str(e)).stem for e in exclude}))
+    unknown = sorted(set(exclude) - {f.stem for f in files})
+    if unknown:
+        raise LibraryError(f"--exclude names trials that are not among the sources: {', '.join(unknown)}",
+                           "unknown_trial")
+    files = [f for f in files if f.stem not in exclude]
+    if not files:
+        raise LibraryError("every source trial is excluded: nothing to build from", "no_mocap")
+    digest = source_hash(files, exclude)
     if out.exists() and not force:
         try:
             if read_meta(out).get("source_hash") == digest:
@@ -282,7 +298,7 @@ def build_library(mocap_dir: Path = DEFAULT_MOCAP_DIR, out: Path = DEFAULT_LIBRA
     seg["seg_stop_pose"] = seg.pop("_stop_features").astype(np.float16)
     seg.update(seg_next=nxt, seg_twin=twin)
     minutes = sum(c.seconds for c in clips) / 60
-    meta = {**_SETTINGS, "source_hash": digest, "clips": k, "minutes": round(minutes, 2),
+    meta = {**_SETTINGS, "source_hash": digest, "clips": k, "excluded": list(exclude), "minutes": round(minutes, 2),
             "segments": n, "edges": int(len(edges[1])), "contact_names": list(FOOT_CONTACT_NAMES),
             "styles": list(STYLES), "credit": "The data used in this project was obtained from mocap.cs.cmu.edu. "
             "The database was created with funding from NSF EIA-0196217."}
@@ -293,7 +309,7 @@ def build_library(mocap_dir: Path = DEFAULT_MOCAP_DIR, out: Path = DEFAULT_LIBRA
 
 
 def run(args: argparse.Namespace) -> int:
-    out = build_library(args.mocap, args.out, args.force)
+    out = build_library(args.mocap, args.out, args.force, exclude=tuple(getattr(args, "exclude", None) or ()))
     meta = read_meta(out)
     print(f"library {out}: {meta['clips']} clips, {meta['minutes']} min (x2 mirrored), "
           f"{meta['segments']} segments, {meta['edges']} transitions")

@@ -54,3 +54,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mocap", type=Path, default=DEFAULT_MOCAP_DIR, help="folder of CMU BVH files")
     p.add_argument("--out", type=Path, default=DEFAULT_LIBRARY, help="library file to write")
     p.add_argument("--force", action="store_true", help="rebuild even if the sources have not changed")
+    p.add_argument("--exclude", nargs="+", default=[], metavar="TRIAL",
+                   help="trials to leave out (file stems such as 05_20 60_12), e.g. motion held out of "
+                        "training; part of the cache hash")
