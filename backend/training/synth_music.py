@@ -155,6 +155,47 @@ def synthesize(bpm: float, seconds: float, rng: np.random.Generator, sample_rate
     return _Renderer(STYLES[style], float(bpm), float(seconds), rng, int(sample_rate)).render()
 
 
+MIN_BEAT_S: float = 60.0 / MAX_BPM
+MAX_BEAT_S: float = 60.0 / MIN_BPM
+
+
+def synthesize_on_beats(beat_times: np.ndarray, seconds: float, rng: np.random.Generator,
+                        sample_rate: int = 22050, style: str | None = None) -> SynthSong:
+    """Render a song whose beats fall at ``beat_times`` (seconds), tempo drift and all.
+
+    The song is laid out in beats, not seconds: every onset at ``p`` beats into bar
+    ``b`` is placed by interpolating the grid at beat index ``b * beats_per_bar + p``
+    (linearly between grid beats, so swing and sixteenths stretch with the local
+    tempo). The grid is extended in front with its first spacing (as many beats as fit
+    after 0 s) and after its last beat with its last spacing, so the music plays to
+    ``seconds``; the first beat of the extended grid is a downbeat. Note lengths follow
+    the median beat. The returned ``beat_times`` are the extended grid inside
+    [0, seconds) (``beat_times[0]`` a downbeat, as ``synthesize``'s); ``bpm`` is 60 / the
+    median spacing; ``style`` None picks one suiting that tempo.
+    """
+    grid = np.asarray(beat_times, dtype=np.float64).ravel()
+    if not (np.isfinite(seconds) and 0.5 <= seconds <= 600):
+        raise SynthMusicError("bad_duration", f"seconds must be between 0.5 and 600, got {seconds!r}")
+    if len(grid) < 2 or not np.isfinite(grid).all():
+        raise SynthMusicError("bad_tempo", "a beat grid needs at least two finite beat times")
+    steps = np.diff(grid)
+    if steps.min() < MIN_BEAT_S * 0.999 or steps.max() > MAX_BEAT_S * 1.001:
+        raise SynthMusicError("bad_tempo", f"beat spacing must stay within {MIN_BEAT_S:.3f}-{MAX_BEAT_S:.2f} s "
+                                           f"({MIN_BPM:g}-{MAX_BPM:g} BPM), got {steps.min():.3f}-{steps.max():.3f} s")
+    if int(sample_rate) != sample_rate or not 8000 <= sample_rate <= 96000:
+        raise SynthMusicError("bad_sample_rate", f"sample_rate must be 8000..96000 Hz, got {sample_rate!r}")
+    bpm = 60.0 / float(np.median(steps))
+    if style is None:
+        style = choose_style(bpm, rng)
+    if style not in STYLES:
+        raise SynthMusicError("unknown_style", f"unknown style {style!r}; known: {', '.join(STYLES)}")
+    before = int(np.floor(max(0.0, grid[0]) / steps[0] + 1e-9))  # beats in front, the first at >= 0 s
+    after = int(np.ceil(max(0.0, seconds - grid[-1]) / steps[-1])) + 2 * STYLES[style].beats_per_bar + 1
+    full = np.concatenate([grid[0] - steps[0] * np.arange(before, 0, -1), grid,
+                           grid[-1] + steps[-1] * np.arange(1, after + 1)])
+    return _Renderer(STYLES[style], bpm, float(seconds), rng, int(sample_rate), grid=full).render()
+
+
 # ------------------------------------------------------------------ sounds
 
 
@@ -187,14 +228,20 @@ def _midi_hz(note: float) -> float:
 class _Renderer:
     """One song: palette, harmony and section plan drawn from ``rng``, then rendered."""
 
-    def __init__(self, style: Style, bpm: float, seconds: float, rng: np.random.Generator, sr: int):
+    def __init__(self, style: Style, bpm: float, seconds: float, rng: np.random.Generator, sr: int,
+                 grid: np.ndarray | None = None):
         self.style, self.bpm, self.seconds, self.rng, self.sr = style, bpm, seconds, rng, sr
         self.n = int(round(seconds * sr))
         self.beat = 60.0 / bpm
         self.bar = self.beat * style.beats_per_bar
-        self.start = float(rng.uniform(0.05, 0.6 * self.beat))  # first downbeat
+        self.grid = grid  # beat times (seconds) from a downbeat, or None for a steady tempo
+        if grid is None:
+            self.start = float(rng.uniform(0.05, 0.6 * self.beat))  # first downbeat
+            self.num_bars = int(np.ceil((seconds - self.start) / self.bar)) + 1
+        else:
+            self.start = float(grid[0])
+            self.num_bars = max(1, (int(np.searchsorted(grid, seconds)) + 1) // style.beats_per_bar + 1)
         self.swing = float(rng.uniform(*style.swing))
-        self.num_bars = int(np.ceil((seconds - self.start) / self.bar)) + 1
         self.tracks: dict[str, np.ndarray] = {}
 
     # -- timing
@@ -207,6 +254,10 @@ class _Renderer:
             position += self.swing * 0.5
         elif step == 0.25 and (abs(frac - 0.25) < 1e-6 or abs(frac - 0.75) < 1e-6):
             position += self.swing * 0.25
+        if self.grid is not None:  # beat index -> time on the grid, linear between its beats
+            g = bar * self.style.beats_per_bar + position
+            i = int(np.clip(np.floor(g), 0, len(self.grid) - 2))
+            return float(self.grid[i] + (g - i) * (self.grid[i + 1] - self.grid[i]))
         return self.start + bar * self.bar + position * self.beat
 
     def _add(self, track: str, sound: np.ndarray, time: float, gain: float) -> None:
@@ -367,7 +418,10 @@ class _Renderer:
             mix += track
         samples = self._master(mix)
 
-        beat_times = self.start + self.beat * np.arange(int(np.ceil((self.seconds - self.start) / self.beat)))
+        if self.grid is None:
+            beat_times = self.start + self.beat * np.arange(int(np.ceil((self.seconds - self.start) / self.beat)))
+        else:
+            beat_times = self.grid
         beat_times = beat_times[beat_times < self.seconds]
         sections = [(self._time(b, 0), s) for b, s in enumerate(plan) if b == 0 or plan[b - 1] != s]
         return SynthSong(samples=samples, sample_rate=sr, bpm=self.bpm, beat_times=beat_times,
