@@ -10,8 +10,14 @@ chunks of ``CHUNK_FRAMES`` or more as they come.
 
 Where the motion comes from:
 
-* a new dance starts from ``standing_motion``: the body standing still in the rest
-  pose, "danced" to the 2 s of music mirrored before the song's start;
+* a new dance starts from 2 s of real dance drawn from the motion library (the
+  ``graph`` model's ``backend/checkpoints/graph_library.npz``) by the request's seed
+  (``library_seed``): the seed picks one of the library's upright stretches of dance,
+  which is moved to the origin, turned to face -Y at its last frame and put on the
+  floor, held within the range the network was trained on (``SEED_CLAMP_STD``), and
+  is "danced" to the 2 s of music mirrored before the song's start. So
+  different seeds start, and therefore continue, differently; without a library file
+  the dance starts from ``standing_motion`` (the rest pose) as it always did;
 * an edit continues the animator's own frames: the 2 s before the span are the seed
   (padded in front with the standing body, moved to where the motion starts on the
   floor, when the span starts earlier than that). A continuation is just that; a
@@ -23,8 +29,10 @@ Music before the song's start and after its end (the first seed's, and the 2 s t
 last calls look ahead) is the song mirrored at its ends: it keeps the beat spacing
 and the loudness, where silence would tell the network the music had stopped.
 
-FACT is deterministic: the same music and seed motion give the same dance, whatever
-the request's seed (``describe()["deterministic"]``).
+FACT itself samples nothing: the same music and seed motion give the same dance. As
+the seed motion is drawn by the request's seed, the same seed repeats a dance and
+another seed gives another (``describe()["deterministic"]`` is False, as for the
+models that sample).
 """
 
 from __future__ import annotations
@@ -36,6 +44,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from backend.library.library import FOOT_CONTACT_NAMES, MotionLibrary, heading, load_library, turn_xy, yaw_quaternion
+from backend.library.sources import DEFAULT_LIBRARY, STYLES as LIBRARY_STYLES
 from backend.models.autoregressive import DEFAULT_BLEND_FRAMES, blend_into_kept, standing_motion
 from backend.models.base import (
     Cancelled, EditRequest, GenerationRequest, MotionChunk, OptionSpec, ProgressCallback, StopCheck, description,
@@ -46,8 +56,8 @@ from backend.models.fact import Fact, FactConfig
 from backend.motion.kinematics import forward_kinematics
 from backend.motion.layout import ROOT
 from backend.motion.normalizer import Normalizer
-from backend.motion.rotations import rot6d_to_matrix
-from backend.motion.skeleton import SOLE_BELOW_FOOT_JOINT
+from backend.motion.rotations import np_ as rot_np, rot6d_to_matrix
+from backend.motion.skeleton import PELVIS_REST_HEIGHT, SOLE_BELOW_FOOT_JOINT
 
 GROUND = slice(ROOT.start, ROOT.start + 2)
 """The root's x and y: its position on the floor (Z-up, backend/conventions.py)."""
@@ -64,6 +74,25 @@ songs (30 s, bundled checkpoint, grounded) keeping 20 against 10 gave the same b
 against 0.92), steadier speed (both keep moving; 10 speeds up more over the song, by up to 2.3x
 on the slow ballad against 1.4x) and smaller joins (largest joint-speed jump at a call boundary 5.5x the median against 8.4x,
 mean over songs), with half the network calls."""
+
+
+SEED_LIBRARY = DEFAULT_LIBRARY
+"""Where new dances draw their seed motion from (the ``graph`` model's library)."""
+
+SEED_STYLES = ("modern", "free", "salsa")
+"""Library styles a seed may come from: standing dance. Breakdance's floor work (the body
+low, on its hands) is no start for a model whose training dances stand."""
+
+SEED_CLAMP_STD = 3.0
+"""A new dance's seed, normalised, is held within +-3 standard deviations of the training data
+per channel. The network only knows the poses it was trained on: the procedural-only checkpoint's
+data spans a narrow range, and real dance lies up to 150 sd outside it in some channels (arms
+raised, a ballet leg), which sent its dances into near stillness (30 s to the example song, seed 0:
+0.006 m/frame in the first 10 s, 0.0025 in the last; clamped: 0.013 and 0.013). For a model
+trained on real capture the seeds lie inside and the clamp leaves them almost untouched."""
+
+SEED_MIN_PELVIS = 0.8
+"""A seed's pelvis stays at least this share of its rest height (0.8 x 0.93 m) throughout."""
 
 
 def pad_music(features: Tensor, before: int, after: int) -> Tensor:
@@ -83,6 +112,8 @@ class FactGenerator(LoadedGenerator):
         super().__init__(model, normalizer, name, device, info)
         self.cfg: FactConfig = model.cfg
         self.chunk_frames = CHUNK_FRAMES  # a test streams one whole chunk to compare
+        self.seed_library_path: Path | None = SEED_LIBRARY
+        self._seed_source: tuple[MotionLibrary, np.ndarray] | None = None
         self.options: tuple[OptionSpec, ...] = (
             OptionSpec("step", "int", min(DEFAULT_STEP, self.cfg.predict_frames), 1, self.cfg.predict_frames,
                        description="Predicted frames kept per network call: 1 as in the paper (slowest), "
@@ -103,7 +134,7 @@ class FactGenerator(LoadedGenerator):
 
     def describe(self) -> dict[str, Any]:
         return description(self, ("continuation", "range"),
-                           deterministic=True,  # no sampling: the seed changes nothing
+                           deterministic=False,  # the seed draws the seed motion (``library_seed``)
                            seed_seconds=self.cfg.seed_frames / self.fps,
                            predict_frames=self.cfg.predict_frames, **self.info)
 
@@ -112,13 +143,14 @@ class FactGenerator(LoadedGenerator):
     @torch.inference_mode()
     def generate(self, request: GenerationRequest, should_stop: StopCheck,
                  on_progress: ProgressCallback) -> Iterator[MotionChunk]:
-        """A new dance: every frame made, from the standing seed."""
+        """A new dance: every frame made, from seed motion drawn from the library by the request's seed."""
         opts = self._options(request.options)
         features = torch.tensor(np.asarray(request.music_features), dtype=torch.float32, device=self.device)
         total = int(features.shape[0])
         motion = torch.zeros((total, self.layout.num_channels), device=self.device)
         floor = 0.0 if opts["ground"] else None
-        yield from self._make(features, motion, 0, total, opts, should_stop, on_progress, known=False, floor=floor)
+        yield from self._make(features, motion, 0, total, opts, should_stop, on_progress, known=False, floor=floor,
+                              seed_motion=self.library_seed(int(request.seed), clamp=True))
 
     @torch.inference_mode()
     def edit(self, request: EditRequest, should_stop: StopCheck,
@@ -152,7 +184,7 @@ class FactGenerator(LoadedGenerator):
 
     def roll(self, features: Tensor, motion: Tensor, first: int, stop: int, step: int,
              should_stop: StopCheck = lambda: False, known: bool = True,
-             floor: float | None = 0.0) -> Iterator[int]:
+             floor: float | None = 0.0, seed_motion: Tensor | None = None) -> Iterator[int]:
         """Make frames [first, stop) of ``motion`` (T, C normalised, written in place), FACT's loop.
 
         Yields how many frames are made (the next frame to make) after each network
@@ -167,9 +199,14 @@ class FactGenerator(LoadedGenerator):
         the floor. Grounding each
         call's frames before they become the next seed keeps the network's input where
         its training data was; the training dances never leave the floor.
+
+        ``seed_motion``: (S, C) normalised frames before frame 0 for a new dance
+        (``library_seed``); None stands the body still there (``_seed_pad``).
         """
         s, m = self.cfg.seed_frames, self.cfg.music_frames
-        work = torch.cat([self._seed_pad(motion[0] if known else None), motion])  # frame f of the motion is row f + s
+        pad = seed_motion.to(self.device) if seed_motion is not None and not known else \
+            self._seed_pad(motion[0] if known else None)
+        work = torch.cat([pad, motion])  # frame f of the motion is row f + s
         music = pad_music(features, s, m)  # the music window of the seed before frame f starts at row f
         made = first
         while made < stop:
@@ -185,13 +222,15 @@ class FactGenerator(LoadedGenerator):
 
     def _make(self, features: Tensor, motion: Tensor, first: int, stop: int, opts: dict[str, Any],
               should_stop: StopCheck, on_progress: ProgressCallback, known: bool,
-              shift: Tensor | None = None, floor: float | None = 0.0) -> Iterator[MotionChunk]:
+              shift: Tensor | None = None, floor: float | None = 0.0,
+              seed_motion: Tensor | None = None) -> Iterator[MotionChunk]:
         """Roll frames [first, stop) and stream them as they become final (``_settled``)."""
         total = int(motion.shape[0])
         blend = int(opts["blend_frames"])
         streamable, head, tail = self._join_plan(first, stop, total, blend)
         sent = first
-        for made in self.roll(features, motion, first, stop, int(opts["step"]), should_stop, known, floor):
+        for made in self.roll(features, motion, first, stop, int(opts["step"]), should_stop, known, floor,
+                              seed_motion):
             on_progress("sampling", (made - first) / (stop - first))
             ready = self._settled(made, first, stop, streamable, head, tail)
             if ready - sent < self.chunk_frames and made < stop:
@@ -250,6 +289,66 @@ class FactGenerator(LoadedGenerator):
         if frame0 is not None:
             pad[:, GROUND] = frame0[GROUND]
         return pad
+
+    def _seed_candidates(self) -> tuple[MotionLibrary, np.ndarray] | None:
+        """The library and the last frames of every stretch a seed may be (loaded once), or None."""
+        if self._seed_source is None:
+            path = self.seed_library_path
+            if path is None or not Path(path).is_file():
+                return None
+            lib = load_library(path)
+            s = self.cfg.seed_frames
+            clip_first = lib.clip_starts[lib.seg_clip]
+            last = lib.seg_stop  # seeds end on a motion beat
+            ok = (last - s + 1 >= clip_first) & np.isin(lib.clip_styles[lib.seg_clip],
+                                                         [LIBRARY_STYLES.index(x) for x in SEED_STYLES])
+            low = np.array([lib.root[max(0, e - s + 1):e + 1, 2].min() for e in last])
+            ok &= low >= SEED_MIN_PELVIS * PELVIS_REST_HEIGHT
+            if not ok.any():
+                return None
+            self._seed_source = (lib, np.unique(last[ok]))
+        return self._seed_source
+
+    def seed_frames(self, seed: int) -> tuple[MotionLibrary, int, int] | None:
+        """(library, first, stop): the library frames ``seed`` draws as seed motion, or None."""
+        source = self._seed_candidates()
+        if source is None:
+            return None
+        lib, ends = source
+        end = int(ends[np.random.default_rng([int(seed) % 2**63, 0x5EED]).integers(len(ends))])
+        return lib, end - self.cfg.seed_frames + 1, end + 1
+
+    def library_seed(self, seed: int, clamp: bool = False) -> Tensor | None:
+        """(S, C) normalised seed motion for a new dance, drawn from the library by ``seed``.
+
+        The same seed always draws the same stretch. It is moved so that its last frame's
+        pelvis is over the origin facing -Y (where every training dance starts and an edit's
+        seed is put), converted to this model's layout (``from_quaternions``; contact labels
+        from the library when the layout's contact joints are the library's, else by the
+        training data's rule) and put on the floor as the generator keeps its frames
+        (median lowest sole at 0), then normalised with the model's normaliser, and with
+        ``clamp`` held within +-``SEED_CLAMP_STD`` (what a new dance uses).
+        None without a library (the standing pad is used).
+        """
+        frames = self.seed_frames(seed)
+        if frames is None:
+            return None
+        lib, a, b = frames
+        q = lib.rotations[a:b].astype(np.float64)
+        root = lib.root[a:b].astype(np.float64)
+        yaw = float(heading(q[-1, 0]))
+        turn = np.broadcast_to(yaw_quaternion(-yaw), q[:, 0].shape)
+        q[:, 0] = rot_np.quaternion_multiply(turn, q[:, 0])
+        root[:, :2] -= root[-1, :2]
+        root = turn_xy(root, -yaw)
+        if tuple(self.layout.contact_names) == FOOT_CONTACT_NAMES:
+            contacts = lib.contacts[a:b]
+        else:
+            contacts = self._contact_labels(q.astype(np.float32), root.astype(np.float32))
+        raw = self.layout.from_quaternions(q.astype(np.float32), root.astype(np.float32), contacts).to(self.device)
+        raw[:, UP] -= self._sole_height(raw).median()
+        seed_motion = self.normalizer.normalize(raw)
+        return seed_motion.clamp(-SEED_CLAMP_STD, SEED_CLAMP_STD) if clamp else seed_motion
 
     def _sole_height(self, raw: Tensor) -> Tensor:
         """(T,) height of each frame's lowest sole (``backend.metrics.basic.sole_height``), raw channels."""

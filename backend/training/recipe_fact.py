@@ -145,19 +145,22 @@ def card_about(cfg: dict[str, Any]) -> str:
         f"seeds come from inside dances, with noise (per frame up to {cfg.get('seed_noise', 0):g}, one "
         f"offset up to {cfg.get('seed_offset', 0):g}, normalised units), and half of them end with "
         f"{cfg.get('rollout_frames', 0)} frames the network made itself. A dance is made autoregressively "
-        "(`backend/models/fact_generator.py`): from a neutral standing seed, each network call keeps "
+        "(`backend/models/fact_generator.py`): from 2 s of real dance drawn from the motion library by "
+        "the request's seed (at the origin, facing -Y, on the floor), each network call keeps "
         "`step` of its predicted frames (default all 20; 1 as in the paper), grounds them (lowest sole "
         "on the floor, option `ground`), slides the seed and the music forward and calls again; frames "
         "stream as they are made, 15 to 20 per chunk. Edits continue the animator's own motion: a "
         "continuation is seeded with the 2 s before the span, a range edit likewise and then blended "
-        "into the kept motion after it. It is deterministic: the same music and seed motion give the "
-        "same dance whatever the seed."
+        "into the kept motion after it. The network samples nothing: the same music and seed motion give "
+        "the same dance, so one seed repeats its dance and another seed, drawing other seed motion, "
+        "gives another."
     )
 
 
 CARD_LIMITS: tuple[str, ...] = (
-    "Deterministic: a song and a starting motion have exactly one dance; the seed changes nothing. "
-    "For another dance, start from other motion (an edit's kept frames) or change `step`.",
+    "A song and a starting motion have exactly one dance: the seed matters only through the seed "
+    "motion it draws from the library (2 s of real dance). For another dance, change the seed, start "
+    "from other motion (an edit's kept frames) or change `step`.",
     "It dances the vocabulary of the procedural data (grooves, steps, arm moves, turns), not the "
     "range of real dancers; train on AIST++ or FineDance (`choreo train --model fact`) for that.",
     "It has seen only the music of its training set: synthesised styles and four rock songs.",
