@@ -130,7 +130,9 @@ class FactGenerator(LoadedGenerator):
     def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu",
                         name: str = "fact") -> "FactGenerator":
         model, normalizer, info = load_for_sampling(path, FactConfig, Fact)
-        return cls(model, normalizer, name=name, device=device, info=info)
+        generator = cls(model, normalizer, name=name, device=device, info=info)
+        generator._seed_candidates()  # load the seed library now, not in the first request's time
+        return generator
 
     def describe(self) -> dict[str, Any]:
         return description(self, ("continuation", "range"),
@@ -302,7 +304,9 @@ class FactGenerator(LoadedGenerator):
             last = lib.seg_stop  # seeds end on a motion beat
             ok = (last - s + 1 >= clip_first) & np.isin(lib.clip_styles[lib.seg_clip],
                                                          [LIBRARY_STYLES.index(x) for x in SEED_STYLES])
-            low = np.array([lib.root[max(0, e - s + 1):e + 1, 2].min() for e in last])
+            from numpy.lib.stride_tricks import sliding_window_view
+            height = np.concatenate([np.full(s - 1, np.inf), lib.root[:, 2]])
+            low = sliding_window_view(height, s).min(axis=1)[last]  # lowest pelvis over the s frames to ``last``
             ok &= low >= SEED_MIN_PELVIS * PELVIS_REST_HEIGHT
             if not ok.any():
                 return None
