@@ -2,34 +2,67 @@
 
 For each model the backend offers, a dance (the model's default options, 5 s of the
 bundled song) is generated onto the SMPL rig with planting off; then it is retargeted
-(``choreo.retarget_dance``) onto a fresh SMPL rig and onto the Mixamo-, Rigify- and
-UE5-style test rigs twice, planting on and planting off. Blender evaluates every frame and
+(``choreo.retarget_dance``) onto a fresh SMPL rig, the Mixamo-, Rigify- and UE5-style test
+rigs and CMU subject 5's own skeleton (imported from its BVH, bone map loaded from JSON),
+twice each, planting on and planting off. Blender evaluates every frame and
 we measure the posed bones: a foot inside a contact span moves <= 1 cm, no foot goes more
 than 1 cm below the floor, the knee turns <= 10 degrees a frame (or no more than it does
 without planting, where the dance itself is faster), and every bone outside the legs and
 hips keeps its keys bit for bit.
+
+The data used in this project was obtained from mocap.cs.cmu.edu. The database was
+created with funding from NSF EIA-0196217.
 """
 
 from __future__ import annotations
+
+import tempfile
+from pathlib import Path
 
 import bpy
 import numpy as np
 import pytest
 
 from blender_addon import foot_plant_bpy, keyframes, rig
+from blender_addon.core import bone_maps
 from blender_addon.core import foot_contacts as fc
 from blender_addon.operators import ensure_connected
 from tests import retarget_rigs as rigs
 from tests.blender.conftest import EXAMPLE_SONG
 from tests.blender.test_generate import addon  # noqa: F401  (the fixture)
-from tests.blender.test_retarget import build_rig, evaluate, mixamo_rig
+from tests.blender.test_retarget import MOCAP, build_rig, evaluate, mixamo_rig
 
 SECONDS = 5.0
+CC_BASE_MAP = {
+    "pelvis": "CC_Base_Hip", "spine1": "CC_Base_Waist", "spine2": "CC_Base_Spine01",
+    "spine3": "CC_Base_Spine02", "neck": "CC_Base_NeckTwist02", "head": "CC_Base_Head",
+    **{f"{side}_{joint}": f"CC_Base_{s}_{bone}" for side, s in (("left", "L"), ("right", "R"))
+       for joint, bone in (("hip", "Thigh"), ("knee", "Calf"), ("ankle", "Foot"), ("foot", "ToeBase"),
+                           ("collar", "Clavicle"), ("shoulder", "Upperarm"), ("elbow", "Forearm"),
+                           ("wrist", "Hand"))},
+}
+"""The CMU capture's own skeleton (Reallusion's CC_Base rig, as ``backend/motion/joint_maps.py``
+reads it), as an animator would save it with *Save* and load it with *Load*."""
+
+
+def cmu_rig() -> bpy.types.Object:
+    """CMU subject 5's own skeleton from its BVH (Blender's importer, with the capture's take on
+    it), its bone map loaded from JSON."""
+    assert bpy.ops.import_anim.bvh(filepath=str(MOCAP), global_scale=0.01) == {"FINISHED"}
+    obj = bpy.context.view_layer.objects.active
+    assert obj.type == "ARMATURE" and obj.animation_data and obj.animation_data.action
+    path = Path(tempfile.mkdtemp()) / "cmu_cc_base.json"
+    bone_maps.save(bone_maps.BoneMap(name="CMU CC_Base", bones=CC_BASE_MAP), path)
+    assert bpy.ops.choreo.preset_load(filepath=str(path)) == {"FINISHED"}
+    return obj
+
+
 RIGS = {
     "smpl": lambda: rig.build_smpl_rig(bpy.context, name="SMPL target", body=False),
     "mixamo": mixamo_rig,
     "rigify": lambda: build_rig("Rigify", rigs.rigify_specs()),
     "ue5": lambda: build_rig("UE5", rigs.ue5_specs()),
+    "cmu": cmu_rig,
 }
 
 
