@@ -165,6 +165,11 @@ class MotionLibrary:
         """(S,) length of each segment in library frames (stop - start)."""
         return self.seg_stop - self.seg_start
 
+    @property
+    def seg_tempo_bpm(self) -> np.ndarray:
+        """(S,) each segment's own tempo: one kinematic beat per segment, so 60 / its seconds."""
+        return 60.0 * self.fps / self.seg_frames
+
     def clip_range(self, clip: int) -> tuple[int, int]:
         return int(self.clip_starts[clip]), int(self.clip_starts[clip + 1])
 
