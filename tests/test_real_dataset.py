@@ -196,3 +196,14 @@ def test_exclude_changes_the_library_and_its_hash(tiny_build, tmp_path):
     add_arguments(parser)
     assert parser.parse_args(["--exclude", "05_20", "60_10"]).exclude == ["05_20", "60_10"]
     assert parser.parse_args([]).exclude == []
+    # the command's own path: choreo library build --mocap DIR --out PATH --exclude 05_20
+    from backend.library.build import run
+
+    mocap = tmp_path / "mocap"
+    mocap.mkdir()
+    for f in files:
+        shutil.copyfile(f, mocap / f.name)
+    out = tmp_path / "cli.npz"
+    assert run(parser.parse_args(["--mocap", str(mocap), "--out", str(out), "--exclude", HELD])) == 0
+    assert load_library(out).clip_names == [TRAIN_TRIAL, f"{TRAIN_TRIAL}_mirror"]
+    assert read_meta(out)["source_hash"] == read_meta(without)["source_hash"]  # the same inputs, the same hash
