@@ -185,11 +185,13 @@ def write_card(out: Path, s: dict) -> None:
         f"- Seams: largest joint-speed jump at a seam {max(r['max_seam_jump'] for r in rows):.2f}x the median.",
         "",
         *_judged_lines(s, out),
-        "## Limits",
-        "",
-        *[f"- {limit}" for limit in recipe.CARD_LIMITS],
-        "",
     ]
+    _write(out, lines, recipe.CARD_LIMITS)
+
+
+def _write(out: Path, lines: list[str], limits: tuple[str, ...] | list[str]) -> None:
+    """The card's lines, then its Limits section, to ``out``."""
+    lines = [*lines, "## Limits", "", *[f"- {limit}" for limit in limits], ""]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines), encoding="utf-8")
     print(f"wrote {out}")
@@ -243,14 +245,8 @@ def write_graph_card(out: Path, s: dict) -> None:
         f"{s['style_distance_between_songs']:.3f}, between two seeds of one song "
         f"{s['style_distance_between_seeds']:.3f}.",
         "",
-        "## Limits",
-        "",
-        *[f"- {limit}" for limit in graph_generator.CARD_LIMITS],
-        "",
     ]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(lines), encoding="utf-8")
-    print(f"wrote {out}")
+    _write(out, lines, graph_generator.CARD_LIMITS)
 
 
 def main() -> int:
