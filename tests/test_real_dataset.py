@@ -207,3 +207,19 @@ def test_exclude_changes_the_library_and_its_hash(tiny_build, tmp_path):
     assert run(parser.parse_args(["--mocap", str(mocap), "--out", str(out), "--exclude", HELD])) == 0
     assert load_library(out).clip_names == [TRAIN_TRIAL, f"{TRAIN_TRIAL}_mirror"]
     assert read_meta(out)["source_hash"] == read_meta(without)["source_hash"]  # the same inputs, the same hash
+
+
+@needs_data
+def test_choreo_eval_measures_fid_against_the_reference_folder(tiny_build, tmp_path):
+    from backend.cli import main
+
+    root, _ = tiny_build
+    dances = tmp_path / "dances"
+    dances.mkdir()
+    for p in (root / "data").glob("graph_*"):
+        shutil.copyfile(p, dances / p.name)
+    assert main(["eval", str(dances), "--music", str(dances), "--reference", str(root / "data_heldout"),
+                 "--out", str(tmp_path / "eval")]) == 0
+    result = json.loads((tmp_path / "eval" / "eval.json").read_text())
+    assert result["reference"]["dances"] == 2  # the held-out trial and its mirror
+    assert np.isfinite(result["summary"]["fid_k"]) and np.isfinite(result["summary"]["fid_g"])
