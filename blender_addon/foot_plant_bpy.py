@@ -94,11 +94,15 @@ def plant(obj: bpy.types.Object, first: int, last: int, *, context_frames: int =
     result = leg_ik.plant_feet(rig, bone_map, rotations, labels, locations=locations,
                                object_location=world if keyframes_location(obj) else None,
                                editable=editable)
-    keep = editable
-    rot = {b: q[keep] for b, q in result.rotations.items()}
-    loc = {b: v[keep] for b, v in result.locations.items()}
-    if rot or loc:
-        keyframes.write_motion(obj, float(first), rotations=rot, locations=loc)
+    # Key only the runs of frames planting changed: every other key (the animator's own
+    # included) stays exactly as it was.
+    write = editable & result.changed
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], write.astype(np.int8), [0]])))
+    for a, b in zip(edges[0::2], edges[1::2]):
+        rot = {bone: q[a:b] for bone, q in result.rotations.items()}
+        loc = {bone: v[a:b] for bone, v in result.locations.items()}
+        if rot or loc:
+            keyframes.write_motion(obj, float(frames[a]), rotations=rot, locations=loc)
     return result
 
 
