@@ -10,7 +10,8 @@ Sound: where Blender has Audaspace (every Blender from blender.org, and the ``bp
 wheel), Blender mixes the scene's sound strips into the file itself; the song is
 placed as a strip first if the dance's song is not in the sequencer. The ``bpy`` 4.2
 wheel has no Audaspace, so there the silent video is muxed with the song by the
-``ffmpeg`` program on the PATH (a clear error if there is none).
+``ffmpeg`` program on the PATH, or the one the ``imageio-ffmpeg`` package ships (a
+clear error if there is neither).
 """
 
 from __future__ import annotations
@@ -120,8 +121,21 @@ def _render_settings(scene: bpy.types.Scene, filepath: Path, resolution: tuple[i
                 pass
 
 
+def _ffmpeg_program() -> str | None:
+    """The ``ffmpeg`` on the PATH, else the one the ``imageio-ffmpeg`` package ships (the
+    Blender test environments install it, so a machine without ffmpeg still muxes)."""
+    found = shutil.which("ffmpeg")
+    if found is not None:
+        return found
+    try:
+        import imageio_ffmpeg
+    except ImportError:
+        return None
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
 def _mux(video: Path, song: Path, offset: float, seconds: float, out: Path) -> None:
-    ffmpeg = shutil.which("ffmpeg")
+    ffmpeg = _ffmpeg_program()
     if ffmpeg is None:
         raise PreviewError("this Blender cannot mix sound (no Audaspace) and there is no 'ffmpeg' program "
                            "on the PATH to add the song; install ffmpeg or use a Blender from blender.org")

@@ -18,17 +18,23 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[2]
 VERSIONS = ("5.0.1", "4.2.*")
 """The Blender releases we support and test: the newest, and the 4.2 LTS line."""
+TEST_PACKAGES = ("pyzmq>=25", "pytest>=8", "imageio-ffmpeg>=0.5")
+"""Beside bpy: the add-on's one dependency, the test runner, and an ffmpeg program for the
+preview test under the bpy 4.2 wheel, which cannot mix sound itself (a machine without
+``ffmpeg`` on the PATH must pass too)."""
 
 
 def environment(version: str) -> Path:
     """The Python of a virtual environment with ``bpy==version`` (made if missing)."""
     folder = REPO_ROOT / f".venv-bpy-{version.replace('*', 'x')}"
     python = folder / "bin" / "python"
-    if not (folder / ".ready").exists():
-        venv.create(folder, with_pip=True, clear=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", f"bpy=={version}", "pyzmq>=25", "pytest>=8"],
-                       check=True)
-        (folder / ".ready").write_text(version)
+    wanted = [f"bpy=={version}", *TEST_PACKAGES]
+    ready = folder / ".ready"
+    if not ready.exists() or ready.read_text().split() != wanted:
+        if not python.exists():
+            venv.create(folder, with_pip=True, clear=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *wanted], check=True)
+        ready.write_text(" ".join(wanted))
     return python
 
 
