@@ -135,7 +135,9 @@ def _add_generation_arguments(p: argparse.ArgumentParser, default_seconds: float
 
 
 def _add_backend_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default=None, help="generator name (default: the backend's default)")
+    from backend.models.registry import DEFAULT_MODEL, MODELS
+    p.add_argument("--model", default=None,
+                   help=f"generator: {', '.join(MODELS)} (default: the backend's, {DEFAULT_MODEL}; docs/models.md)")
     p.add_argument("--checkpoint", type=Path, default=None, help="weights to load instead of the bundled ones")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=None, help="sampling steps (model option)")
@@ -144,6 +146,32 @@ def _add_backend_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--connect", type=Path, default=None,
                    help="connection file of a running backend (default: start a private one)")
     p.add_argument("--device", default="auto", help="device for a backend started here")
+
+
+def _check_arguments(args: argparse.Namespace) -> None:
+    """Refuse what the backend would refuse, before one is started (that takes seconds)."""
+    import math
+
+    from backend.errors import InputError
+    from backend.models.registry import MODELS
+    from backend.server.validation import MAX_SEED
+
+    def bad(message: str) -> InputError:
+        return InputError("bad_option", message)
+
+    seconds, start = getattr(args, "seconds", None), getattr(args, "start", 0.0)
+    if seconds is not None and not (math.isfinite(seconds) and seconds > 0):
+        raise bad(f"--seconds must be a positive number of seconds, got {seconds:g}")
+    if start is not None and not (math.isfinite(start) and start >= 0):
+        raise bad(f"--start must be 0 or more seconds, got {start:g}")
+    if args.model is not None and args.model not in MODELS:
+        raise bad(f"--model {args.model!r} is not a model; bundled: {', '.join(MODELS)}")
+    if args.seed is not None and not 0 <= args.seed <= MAX_SEED:
+        raise bad(f"--seed must be in [0, {MAX_SEED}], got {args.seed}")
+    if args.steps is not None and args.steps < 1:
+        raise bad(f"--steps must be at least 1, got {args.steps}")
+    if args.guidance is not None and not math.isfinite(args.guidance):
+        raise bad(f"--guidance must be a finite number, got {args.guidance}")
 
 
 def _generate(args: argparse.Namespace) -> int:
@@ -176,6 +204,7 @@ def _run_generation(args: argparse.Namespace, audio: Path, out_npz: Path, out_bv
 
     if not Path(audio).is_file():
         raise SystemExit(f"choreo: no such audio file: {audio}")
+    _check_arguments(args)
     options = {k: v for k, v in (("steps", args.steps), ("guidance", args.guidance)) if v is not None}
     with _backend(args) as client:
         bar = tqdm(total=100, desc="dancing", unit="%", dynamic_ncols=True, leave=False,
@@ -245,6 +274,7 @@ def _inpaint(args: argparse.Namespace) -> int:
     for path in (args.motion, args.audio):
         if not Path(path).is_file():
             raise SystemExit(f"choreo: no such file: {path}")
+    _check_arguments(args)
     clip = _load_motion(Path(args.motion))
     if clip.fps != FPS:
         raise SystemExit(f"choreo: {args.motion} is at {clip.fps:g} fps; the backend edits {FPS} fps motion")

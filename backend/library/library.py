@@ -34,6 +34,7 @@ meta                   () str            JSON: version, source hash, thresholds
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from dataclasses import dataclass
@@ -215,10 +216,23 @@ def read_meta(path: Path) -> dict[str, Any]:
 
 
 def load_library(path: str | Path) -> MotionLibrary:
-    """Read a library file and add the mirrored clips (``backend.motion.mirror``)."""
+    """Read a library file and add the mirrored clips (``backend.motion.mirror``).
+
+    Loaded once per file version and shared (the ``graph`` model and FACT's seed motion
+    both read the bundled one): callers must not change its arrays.
+    """
+    path = Path(path).resolve()
+    try:
+        stat = path.stat()
+    except OSError as err:
+        raise LibraryError(f"{path}: not a motion library ({err})") from err
+    return _load_library(path, stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_library(path: Path, mtime_ns: int, size: int) -> MotionLibrary:
     from backend.motion.mirror import mirror_clip
 
-    path = Path(path)
     try:
         data = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as err:

@@ -10,8 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import torch
-
 from backend.models.base import Generator
 
 CHECKPOINT_DIR = Path(__file__).resolve().parents[1] / "checkpoints"
@@ -75,6 +73,7 @@ def available_models() -> list[str]:
 def resolve_device(device: str = "auto") -> str:
     """"auto" picks CUDA when a GPU is present, else the CPU."""
     if device == "auto":
+        import torch  # here, not at the top: the CLI lists the models without loading torch
         return "cuda" if torch.cuda.is_available() else "cpu"
     return device
 

@@ -30,6 +30,7 @@ import threading
 import time
 import tomllib
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -109,8 +110,12 @@ class Server:
         from backend.models.registry import DEFAULT_MODEL, available_models, load_generator, resolve_device
         from backend.music import features
         from backend.music.cache import MusicCache
-        from backend.server.warmup import warm_up
+        from backend.server.warmup import warm_music, warm_up
 
+        t_start = time.monotonic()
+        # librosa's first call (imports, numba kernels) needs no torch: it runs beside the loading
+        music = (ThreadPoolExecutor(1, thread_name_prefix="choreo-warm-music").submit(
+            warm_music, MusicCache(max_entries=1).analyse_bytes) if self.config.warm_up else None)
         self.device = resolve_device(self.config.device)
         for name in self.config.models or tuple(available_models()) or (DEFAULT_MODEL,):
             t0 = time.monotonic()
@@ -119,9 +124,9 @@ class Server:
         self.default_model = DEFAULT_MODEL if DEFAULT_MODEL in self.generators else next(iter(self.generators))
         self.cache = MusicCache(max_seconds=self.config.max_audio_seconds)
         self.num_frames = features.num_frames
-        if self.config.warm_up:
-            seconds = warm_up(self.generators, MusicCache(max_entries=1).analyse_bytes)
-            log.info("warm-up took %.1f s", seconds)
+        if music is not None:
+            warm_up(self.generators, MusicCache(max_entries=1).analyse_bytes, analysis=music.result())
+            log.info("loading and warm-up took %.1f s", time.monotonic() - t_start)
 
     def _load_off_main_thread(self) -> None:
         """Run ``_load`` in a short-lived thread, so that no torch work ever runs here.

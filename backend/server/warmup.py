@@ -42,18 +42,33 @@ def _fastest_options(generator: Generator) -> dict[str, Any]:
     return options
 
 
-def warm_up(generators: Mapping[str, Generator], analyse: Callable[[bytes], Any]) -> float:
+def warm_up(generators: Mapping[str, Generator], analyse: Callable[[bytes], Any],
+            analysis: Any = None) -> float:
     """Run features and every model once on a click track; returns the seconds it took.
 
     ``analyse`` takes the same path as an upload (decode, resample, features), so it
     compiles everything ``backend.music.features.warm_up`` would; no need to run both.
+    ``analysis``: the click track already analysed (``warm_music``, run beside the
+    model loading), so only the models are left to warm up.
     """
     t0 = time.monotonic()
-    analysis = analyse(click_track_wav())
+    if analysis is None:
+        analysis = warm_music(analyse)
+    warm_models(generators, analysis)
+    return time.monotonic() - t0
+
+
+def warm_music(analyse: Callable[[bytes], Any]) -> Any:
+    """Analyse the click track: librosa's imports and numba kernels, no torch. The server
+    runs this in a thread while it loads the models, so the two costs overlap."""
+    return analyse(click_track_wav())
+
+
+def warm_models(generators: Mapping[str, Generator], analysis: Any) -> None:
+    """One short dance per model on the analysed click track."""
     for name, generator in generators.items():
         request = GenerationRequest(music_features=np.array(analysis.features), seed=0,
                                     options=_fastest_options(generator))
         for _ in generator.generate(request, lambda: False, lambda stage, fraction: None):
             pass
         log.info("warmed up model %s", name)
-    return time.monotonic() - t0
