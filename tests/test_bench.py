@@ -56,7 +56,8 @@ def measurements(gpu: bool = False) -> dict[str, Any]:
     return {
         "command": "choreo bench --quick", "date": "2026-01-01", "machine": "test machine, 2 cores",
         "gpu": "Test GPU" if gpu else None, "quick": True,
-        "server": {"cold_start_s": 4.0, "warm_30s_dance_s": 2.2, "first_chunk_s": 0.44, "runs": 2,
+        "server": {"cold_start_s": 4.0, "first_run_ready_s": 4.5, "first_run_first_chunk_s": 27.0,
+                   "warm_30s_dance_s": 2.2, "first_chunk_s": 0.44, "runs": 2,
                    "all_totals": [2.2, 2.3], "all_firsts": [0.44, 0.45], "dance_generation_s": 1.8,
                    "edit_5s_s": 0.24, "generate_5s_s": 0.18, "dance_rate_5s_s": 0.27,
                    "ping_idle_s": list(np.linspace(1e-4, 5e-4, 50)), "ping_busy_s": list(np.linspace(1e-3, 9e-3, 50)),
@@ -215,9 +216,10 @@ def test_report_has_every_budget_and_valid_plots(tmp_path: Path, gpu: bool):
     assert write_report(out, m) is True
     text = out.read_text(encoding="utf-8")
     rows = budgets(m)
-    # one linearity row per model and device, one rate row per model on the CPU, and one
-    # first-chunk row per autoregressive model on the server (fact)
-    assert len(rows) == 7 + len(m["models"]["runs"]) + 1 + 1
+    # the 8 fixed rows (first run after install among them), one linearity row per model and
+    # device, one rate row per model on the CPU, one first-chunk row per streaming model (fact)
+    assert len(rows) == 8 + len(m["models"]["runs"]) + 1 + 1
+    assert "first run after a fresh install" in text and "27.00 s" in text
     for b in rows:
         assert b.row() in text
     assert "choreo bench --quick" in text and "test machine" in text

@@ -27,7 +27,13 @@ def test_connection_file_describes_the_running_server(backend_server, monkeypatc
     assert info["pid"] == backend_server.proc.pid
     assert info["endpoint"].startswith("tcp://127.0.0.1:")
     assert info["version"] == PROTOCOL_VERSION and len(info["token"]) == 64  # its random key
-    assert "ready on" in backend_server.log_text() and "warm-up took" in backend_server.log_text()
+    assert "ready on" in backend_server.log_text()
+    # the warm-up goes on after "ready" (worker thread), before the worker's first job
+    deadline = time.monotonic() + 120
+    while "warm-up finished" not in backend_server.log_text() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    log = backend_server.log_text()
+    assert "warm-up finished" in log and log.index("ready on") < log.index("warm-up finished")
     monkeypatch.setenv("CHOREO_RUNTIME_DIR", str(path.parent))
     with ChoreoClient.from_connection_file() as client:  # finds the newest file there
         assert client.endpoint == info["endpoint"]

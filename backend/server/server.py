@@ -97,6 +97,7 @@ class Server:
         self._last_client_check = 0.0
         self.cache: Any = None
         self.num_frames: Any = None
+        self.music_warm_up: Any = None  # the click track's analysis, running in a thread
 
     # -- life cycle ------------------------------------------------------------------
 
@@ -110,11 +111,11 @@ class Server:
         from backend.models.registry import DEFAULT_MODEL, available_models, load_generator, resolve_device
         from backend.music import features
         from backend.music.cache import MusicCache
-        from backend.server.warmup import warm_music, warm_up
+        from backend.server.warmup import warm_music
 
-        t_start = time.monotonic()
-        # librosa's first call (imports, numba kernels) needs no torch: it runs beside the loading
-        music = (ThreadPoolExecutor(1, thread_name_prefix="choreo-warm-music").submit(
+        # librosa's first call (imports, numba kernels) needs no torch: it runs beside the
+        # loading and the serving; the worker finishes the warm-up before its first job
+        self.music_warm_up = (ThreadPoolExecutor(1, thread_name_prefix="choreo-warm-music").submit(
             warm_music, MusicCache(max_entries=1).analyse_bytes) if self.config.warm_up else None)
         self.device = resolve_device(self.config.device)
         for name in self.config.models or tuple(available_models()) or (DEFAULT_MODEL,):
@@ -124,9 +125,19 @@ class Server:
         self.default_model = DEFAULT_MODEL if DEFAULT_MODEL in self.generators else next(iter(self.generators))
         self.cache = MusicCache(max_seconds=self.config.max_audio_seconds)
         self.num_frames = features.num_frames
-        if music is not None:
-            warm_up(self.generators, MusicCache(max_entries=1).analyse_bytes, analysis=music.result())
-            log.info("loading and warm-up took %.1f s", time.monotonic() - t_start)
+
+
+    def _finish_warm_up(self) -> None:
+        """On the worker thread, before its first job: wait for the music warm-up, then one
+        short dance per model. The connection file is written without waiting for this: on a
+        fresh install librosa compiles its numba kernels for about 25 s (its cache is empty),
+        and the backend answers ``hello`` and queues jobs meanwhile."""
+        from backend.server.warmup import warm_models
+
+        t0 = time.monotonic()
+        assert self.music_warm_up is not None
+        warm_models(self.generators, self.music_warm_up.result())
+        log.info("warm-up finished %.1f s after the worker started", time.monotonic() - t0)
 
     def _load_off_main_thread(self) -> None:
         """Run ``_load`` in a short-lived thread, so that no torch work ever runs here.
@@ -185,7 +196,7 @@ class Server:
         outbox_address = f"inproc://choreo-outbox-{new_id()}"
         outbox.bind(outbox_address)
         worker = Worker(self.board, self.generators, self.cache, self.stats, context, outbox_address,
-                        self.num_frames)
+                        self.num_frames, warm_up=self._finish_warm_up if self.music_warm_up else None)
         self._router, self._outbox = router, outbox
         # connection ends, as they happen: the jobs of a client that is gone free their places
         self._monitor = router.get_monitor_socket(zmq.EVENT_DISCONNECTED)

@@ -1,9 +1,13 @@
 """A warm-up run at start, so that the first real request does not pay first-call costs.
 
-The first librosa call compiles numba kernels and the first model forward
-allocates and (on a GPU) picks kernels; together that can take seconds. The
-server pays it once before it writes its connection file, by analysing a short
-synthetic click track and running each model for one sampling step on it.
+The first librosa call compiles numba kernels (about 25 s on a fresh install, whose
+numba cache is empty; a few seconds later on) and the first model forward allocates
+and (on a GPU) picks kernels. The server pays it once: it analyses a short synthetic
+click track in a thread from the moment it starts loading its models (``warm_music``),
+writes its connection file as soon as the models are loaded, and its worker runs each
+model for one sampling step on the click track (``warm_models``) before it takes the
+first job. So "ready" comes fast even on a first run, and no job pays the warm-up
+twice: a job sent meanwhile waits in the queue.
 """
 
 from __future__ import annotations

@@ -39,8 +39,9 @@ class Worker(threading.Thread):
 
     def __init__(self, board: JobBoard, generators: Mapping[str, Generator], cache: Any,
                  stats: Stats, context: zmq.Context, outbox_address: str,
-                 num_frames: Callable[[float, int], int]) -> None:
+                 num_frames: Callable[[float, int], int], warm_up: Callable[[], None] | None = None) -> None:
         super().__init__(name="choreo-worker", daemon=True)
+        self.warm_up = warm_up
         self.board = board
         self.generators = generators
         self.cache = cache
@@ -55,6 +56,11 @@ class Worker(threading.Thread):
         self._outbox.setsockopt(zmq.LINGER, 0)
         self._outbox.connect(self.outbox_address)
         try:
+            if self.warm_up is not None:  # first-call costs, paid before the first job
+                try:
+                    self.warm_up()
+                except Exception:  # a failed warm-up only means a slower first job
+                    log.exception("warm-up failed")
             while (job := self.board.take()) is not None:
                 final = self._run(job)
                 job.audio = b""
