@@ -49,7 +49,15 @@ def start_test_server(folder: Path, default_location: bool = False, **overrides:
     else:
         config = ServerConfig(device="cpu", connection_file=folder / "backend.json", **overrides)
         env = {}
-    return start_server_process(config, log_path=folder / "backend.log", env=env)
+    server = start_server_process(config, log_path=folder / "backend.log", env=env)
+    if config.warm_up:  # the warm-up goes on after "ready": tests start from an idle worker
+        deadline = time.monotonic() + 180.0
+        while "warm-up finished" not in server.log_text():
+            if time.monotonic() > deadline or server.proc.poll() is not None:
+                server.stop()
+                raise RuntimeError(f"the test backend did not finish its warm-up:\n{server.log_text()[-2000:]}")
+            time.sleep(0.05)
+    return server
 
 
 def wait_for(client: ChoreoClient, msg_id: str, types: set[str], timeout: float = 60.0) -> list[Message]:
