@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from backend.motion.clip import MotionClip
 from backend.server import ServerConfig, ServerProcess, start_server_process
 from protocol import ChoreoClient, Message
 
@@ -34,6 +35,12 @@ def wav_bytes(seconds: float, sample_rate: int = 22050, bpm: float = 120.0, seed
     out = io.BytesIO()
     sf.write(out, audio, sample_rate, format="WAV", subtype="PCM_16")
     return out.getvalue()
+
+
+def result_clip(result: Any) -> MotionClip:
+    """A streamed ``GenerationResult`` as a ``MotionClip`` (to measure it like any clip)."""
+    return MotionClip(result.rotations, result.root_translation, fps=result.fps, contacts=result.contacts,
+                      contact_names=tuple(result.contact_names))
 
 
 def start_test_server(folder: Path, default_location: bool = False, **overrides: Any) -> ServerProcess:

@@ -27,17 +27,12 @@ from backend.music.audio import decode_audio
 from backend.music.features import FEATURE_SAMPLE_RATE, analyse_music
 from backend.training.recipe_fact import make
 from backend.training.recipes import Batch
-from tests.server_fixtures import assert_cancel_while_sampling, start_test_server, wav_bytes
+from tests.server_fixtures import assert_cancel_while_sampling, result_clip, start_test_server, wav_bytes
 
 SONG = EXAMPLE_SONG.read_bytes()
 SECONDS = 30.0
 FRAMES = int(SECONDS * 30)
 EDIT_FRAMES = 300
-
-
-def _clip(result) -> MotionClip:
-    return MotionClip(result.rotations, result.root_translation, fps=result.fps, contacts=result.contacts,
-                      contact_names=tuple(result.contact_names))
 
 
 # -- the network ---------------------------------------------------------------------
@@ -161,7 +156,7 @@ def test_a_30_s_dance_streams_in_order_in_several_chunks(dance):
 
 def test_it_does_not_freeze_and_dances_on_the_beat_on_the_floor(dance, music):
     result, chunks = dance
-    m = measure_dance(_clip(result), music, [c.start for c in chunks[1:]])
+    m = measure_dance(result_clip(result), music, [c.start for c in chunks[1:]])
     assert m.seconds == pytest.approx(SECONDS, abs=0.05)
     assert m.speed_last_10s >= 0.5 * m.speed_first_10s  # no freezing after the seed
     assert m.speed_last_10s > 0.004  # metres per frame, mean over joints: clearly dancing

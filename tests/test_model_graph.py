@@ -31,7 +31,7 @@ from backend.models.registry import MODELS, load_generator
 from backend.motion.clip import MotionClip
 from backend.music.audio import decode_audio
 from backend.music.features import BEAT_ONEHOT, FEATURE_SAMPLE_RATE, NUM_FEATURES, analyse_music
-from tests.server_fixtures import assert_cancel_while_sampling, start_test_server, wav_bytes
+from tests.server_fixtures import assert_cancel_while_sampling, result_clip, start_test_server, wav_bytes
 
 CMU = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mocap" / "cmu"
 SMALL = ["05_03.bvh", "05_11.bvh", "breakdance/85_04.bvh"]
@@ -41,11 +41,6 @@ SONG = EXAMPLE_SONG.read_bytes()
 SECONDS = 30.0
 FRAMES = int(SECONDS * 30)
 EDIT_FRAMES = 300
-
-
-def _clip(result) -> MotionClip:
-    return MotionClip(result.rotations, result.root_translation, fps=result.fps, contacts=result.contacts,
-                      contact_names=tuple(result.contact_names))
 
 
 def _beat_features(seconds: float, bpm: float | None) -> np.ndarray:
@@ -235,7 +230,7 @@ def test_it_dances_like_people_on_its_own_beat_with_feet_on_the_floor(dances, mu
     """Issue 13's bars for ``graph``, on the bundled song (the library never heard music)."""
     other = analyse_music(decode_audio(wav_bytes(SECONDS, bpm=97, seed=5), FEATURE_SAMPLE_RATE))
     for seed in (0, 1):
-        positions = joint_positions(_clip(dances[seed][0]))
+        positions = joint_positions(result_clip(dances[seed][0]))
         report = quality.quality_report(positions)
         assert report["pose_spread"] >= 0.15, report
         assert 0.45 <= report["mean_joint_speed"] <= 1.0, report
@@ -247,7 +242,7 @@ def test_it_dances_like_people_on_its_own_beat_with_feet_on_the_floor(dances, mu
 
 
 def test_seeds_give_different_dances_and_a_seed_gives_the_same_one(server, dances):
-    a, b = (joint_positions(_clip(dances[s][0])) for s in (0, 1))
+    a, b = (joint_positions(result_clip(dances[s][0])) for s in (0, 1))
     assert np.linalg.norm((a - a[:, :1]) - (b - b[:, :1]), axis=-1).mean() >= 0.05
     with server.client(timeout=120) as client:
         again = client.generate(SONG, model="graph", seed=0, seconds=SECONDS)
@@ -259,7 +254,7 @@ def test_blends_never_jump_in_joint_speed(dances):
     """Across the whole dance (every cut's blend included) no frame's mean joint speed jumps
     above 3x the dance's median."""
     for seed in (0, 1):
-        positions = joint_positions(_clip(dances[seed][0]))
+        positions = joint_positions(result_clip(dances[seed][0]))
         speed = np.linalg.norm(np.diff(positions, axis=0), axis=-1).mean(axis=-1)
         assert speed.max() <= 3.5 * np.median(speed)
 
@@ -270,7 +265,7 @@ def test_options_change_the_dance(server):
         calm = client.generate(song, model="graph", seed=0, options={"energy": 0.5, "travel": 0.0})
         big = client.generate(song, model="graph", seed=0, options={"energy": 1.5})
         salsa = client.generate(song, model="graph", seed=0, options={"style": "salsa"})
-    speed = {name: quality.mean_joint_speed_mps(joint_positions(_clip(r)))
+    speed = {name: quality.mean_joint_speed_mps(joint_positions(result_clip(r)))
              for name, r in (("calm", calm), ("big", big))}
     assert speed["big"] > speed["calm"]
     assert not np.allclose(salsa.rotations, big.rotations, atol=1e-3)
@@ -312,7 +307,7 @@ def test_edits_remake_the_span_only_and_join_the_kept_motion(server, other_dance
 
 def test_choreo_inpaint_with_graph_from_the_command_line(server, other_dance, tmp_path):
     source = tmp_path / "dance.npz"
-    _clip(other_dance).save_npz(source)
+    result_clip(other_dance).save_npz(source)
     out = tmp_path / "edited.npz"
     assert choreo(["inpaint", str(source), str(EXAMPLE_SONG), "--frames", "150:240", "--joints", "upper",
                    "--model", "graph", "--out", str(out), "--connect", str(server.connection_file)]) == 0
