@@ -609,14 +609,8 @@ def resample_motion(
     if abs(ratio - round(ratio)) < 1e-6 and round(ratio) >= 1:
         step = int(round(ratio))
         return quaternions[::step], root[::step]
-    return sample_motion(quaternions, root, np.arange(0.0, quaternions.shape[0] - 1 + 1e-9, ratio))
-
-
-def sample_motion(quaternions: np.ndarray, root: np.ndarray, where: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(T, J, 4) w-first rotations (slerp) and (T, 3) root (linear) at fractional frame
-    indices ``where`` (clipped to the clip), in float64."""
     num_frames = quaternions.shape[0]
-    where = np.clip(np.asarray(where, np.float64), 0, num_frames - 1)
+    where = np.arange(0.0, num_frames - 1 + 1e-9, ratio)
     i0 = np.floor(where).astype(int)
     i1 = np.minimum(i0 + 1, num_frames - 1)
     t = (where - i0)

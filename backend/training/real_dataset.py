@@ -58,7 +58,6 @@ from backend.training.build_dataset import (
     find_songs,
 )
 from backend.training.synth_music import MAX_BEAT_S, MIN_BEAT_S, STYLES as MUSIC_STYLES, synthesize, synthesize_on_beats
-from backend.motion.bvh import sample_motion as bvh_sample_motion
 
 log = logging.getLogger("choreo.real_dataset")
 
@@ -162,10 +161,25 @@ def warp_to_beats(clip_beats: np.ndarray, song_beats: np.ndarray, first_song_bea
 
 
 def sample_motion(rotations: np.ndarray, root: np.ndarray, where: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Rotations (slerp) and root (linear) at fractional frame indices ``where``, float32
-    (``backend.motion.bvh.sample_motion``, the importers' resampling)."""
-    q, r = bvh_sample_motion(rotations, root, where)
-    return q.astype(np.float32), np.asarray(r).astype(np.float32)
+    """Rotations (slerp) and root (linear) at fractional frame indices ``where``."""
+    n = len(rotations)
+    where = np.clip(np.asarray(where, np.float64), 0, n - 1)
+    i0 = np.floor(where).astype(int)
+    i1 = np.minimum(i0 + 1, n - 1)
+    t = (where - i0)
+    q0, q1 = rotations[i0].astype(np.float64), rotations[i1].astype(np.float64)
+    dot = (q0 * q1).sum(-1, keepdims=True)
+    q1 = np.where(dot < 0, -q1, q1)
+    theta = np.arccos(np.abs(dot).clip(0.0, 1.0))
+    sin = np.sin(theta)
+    tq = t[:, None, None]
+    small = sin < 1e-6
+    safe = np.where(small, 1.0, sin)
+    q = np.where(small, 1.0 - tq, np.sin((1.0 - tq) * theta) / safe) * q0 + \
+        np.where(small, tq, np.sin(tq * theta) / safe) * q1
+    q /= np.linalg.norm(q, axis=-1, keepdims=True)
+    r = root[i0] * (1.0 - t[:, None]) + root[i1] * t[:, None]
+    return q.astype(np.float32), r.astype(np.float32)
 
 
 def warped_clip(clip: MotionClip, clip_times: np.ndarray, song_times: np.ndarray) -> tuple[MotionClip, np.ndarray]:
