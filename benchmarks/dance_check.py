@@ -41,9 +41,59 @@ cp RUN/model.pt backend/checkpoints/edge_default.pt
 That is 496 clips of 12 s (99 minutes of dance): 400 synthesised songs and 4 Sectoid songs
 x 8 excerpts x 3 dances. One honest detail: the first 1500 steps ran on a build made
 before the procedural dances were put exactly on the heard beats (same command, an
-earlier `procedural.py`); training then resumed (`--resume`) on the current build."""}
+earlier `procedural.py`); training then resumed (`--resume`) on the current build.""",
+    "popdg": """\
+How the procedural-only checkpoint was made (2 CPU cores, no GPU), on the same procedural build as
+`edge`'s (docs/model_card_edge.md):
+
+```bash
+choreo train DATA --model popdg --out RUN --steps 10000 --batch-size 16 --lr 0.0004 --ema-decay 0.998
+```""",
+    "fact": """\
+How the procedural-only checkpoint was made (2 CPU cores, no GPU), on the same procedural build as
+`edge`'s (docs/model_card_edge.md):
+
+```bash
+choreo train DATA --model fact --out RUN --steps 2400 --batch-size 32 --lr 0.0006 --ema-decay 0.995
+```"""}
 SECONDS = 30.0
 SEEDS = (0, 1)
+PROCEDURAL_ONLY_COMMIT = "b72edfe"
+"""The last commit whose bundled network checkpoints were trained on procedural dance only
+(issue 14 compares their FID against the held-out capture with the retrained ones)."""
+
+
+def _training_lines(model: str, train: dict, manifest: dict | None, history: str) -> list[str]:
+    """"What it was trained on": the real-capture build (docs/real_data.md) when the checkpoint
+    was trained on one, with the procedural start it was fine-tuned from; else the procedural set."""
+    if not manifest:
+        return ["The procedural dataset of `backend/training/build_dataset.py` (docs/procedural_data.md): "
+                "beat-synchronised dances made by rule on synthesised songs of many styles and tempos and on "
+                "excerpts of the four MIT-licensed Sectoid songs. No motion capture and no third-party dance "
+                "data: everything it learned can be shipped.", "", history]
+    minutes, share = manifest["minutes"], manifest["share"]
+    parts = ", ".join(f"{k} {minutes[k]:.1f} min ({share[k]:.0%})" for k in minutes)
+    start = (f"fine-tuned from the procedural-only checkpoint (`{model}_default.pt` as of commit "
+             f"{PROCEDURAL_ONLY_COMMIT}; its own training below)" if train.get("init") else "trained from scratch")
+    lines = [
+        f"The whole training set of docs/real_data.md: real CMU dance capture paired with music whose beats "
+        f"fall on the dancer's own motion beats (beat-grid songs and warps onto the Sectoid songs), `graph` "
+        f"dances, and procedural dance: {parts}; {sum(minutes.values()):.0f} minutes. The held-out trials "
+        f"({', '.join(manifest['held_out'])}, {manifest['held_out_minutes']:.1f} min with mirrors) are in none of "
+        f"it. The network was {start}:",
+        "",
+        "```bash",
+        "python -m backend.training.real_dataset DATA",
+        _train_command(model, train) + (f" --init {model}_default.pt@{PROCEDURAL_ONLY_COMMIT}" if train.get("init") else ""),
+        f"cp RUN/model.pt backend/checkpoints/{model}_default.pt",
+        "```",
+        "",
+        "CMU's credit: \"The data used in this project was obtained from mocap.cs.cmu.edu. The database was "
+        "created with funding from NSF EIA-0196217.\"",
+    ]
+    if train.get("init"):
+        lines += ["", "The procedural-only start:", "", history]
+    return lines
 
 
 def songs() -> list[tuple[str, Path, float]]:
@@ -54,7 +104,11 @@ def songs() -> list[tuple[str, Path, float]]:
     return found
 
 
-def run(model: str, checkpoint: Path | None, out: Path) -> dict:
+def run(model: str, checkpoint: Path | None, out: Path, data: Path | None = None,
+        compare: Path | None = None) -> dict:
+    """Measure ``model`` and write its card. ``data``: the training build (docs/real_data.md),
+    for FID against its held-out capture, the copy check and the card's training section;
+    ``compare``: dance_judge.py's JSON for the procedural-only checkpoint, shown beside."""
     from backend.metrics.dance_report import generate_clip, measure_dance, style_distance, style_vector
     from backend.models.checkpoint import load_checkpoint
     from backend.models.registry import MODELS, load_generator
@@ -81,7 +135,8 @@ def run(model: str, checkpoint: Path | None, out: Path) -> dict:
     within = [style_distance(styles[(n, SEEDS[0])], styles[(n, SEEDS[1])]) for n in names]
     from benchmarks.dance_judge import judge, reference
 
-    judged = judge(model, checkpoint, REPO / "docs" / "images")
+    judged = judge(model, checkpoint, REPO / "docs" / "images", data)
+    manifest_path = data / "real_manifest.json" if data is not None else None
     ckpt = load_checkpoint(path) if MODELS[model].trained else {"config": {}, "step": 0}
     summary = {
         "model": model,
@@ -97,7 +152,12 @@ def run(model: str, checkpoint: Path | None, out: Path) -> dict:
         "judged": judged,
         "reference": reference(),
         "describe": generator.describe(),
+        "manifest": json.loads(manifest_path.read_text()) if manifest_path and manifest_path.exists() else None,
+        "compare": json.loads(compare.read_text()) if compare is not None else None,
     }
+    saved = REPO / "out" / "dance_check" / f"{model}.json"
+    saved.parent.mkdir(parents=True, exist_ok=True)
+    saved.write_text(json.dumps(summary, indent=1, default=str))
     write_card(out, summary)
     return summary
 
@@ -115,7 +175,15 @@ def _judged_lines(s: dict, out: Path) -> list[str]:
 
     sheets = s["judged"]["sheets"]
     image = Path(sheets[0]).resolve().relative_to(out.parent.resolve()).as_posix() if sheets else None
-    return markdown(s["judged"], s["reference"], image)
+    lines = markdown(s["judged"], s["reference"], image)
+    old, new = (s.get("compare") or {}).get("held_out"), s["judged"].get("held_out")
+    if old and new:
+        verdict = "lower: met" if new["fid_k"] < old["fid_k"] else "NOT lower: NOT met"
+        at = lines.index("Against issue 14's bars:") if "Against issue 14's bars:" in lines else len(lines)
+        lines.insert(at + 2, f"- FID_k against the held-out capture {new['fid_k']:.2f} vs {old['fid_k']:.2f} for the "
+                             f"procedural-only checkpoint of commit {PROCEDURAL_ONLY_COMMIT} (FID_g {new['fid_g']:.2f} vs "
+                             f"{old['fid_g']:.2f}; bar: lower): {verdict}")
+    return lines
 
 
 def write_card(out: Path, s: dict) -> None:
@@ -147,12 +215,7 @@ def write_card(out: Path, s: dict) -> None:
         "",
         "## What it was trained on",
         "",
-        "The procedural dataset of `backend/training/build_dataset.py` (docs/procedural_data.md): "
-        "beat-synchronised dances made by rule on synthesised songs of many styles and tempos and on "
-        "excerpts of the four MIT-licensed Sectoid songs. No motion capture and no third-party dance "
-        "data: everything it learned can be shipped.",
-        "",
-        history,
+        *_training_lines(model, train, s.get("manifest"), history),
         "",
         f"Training: `choreo train` with {s['trained_steps']} steps, batch {train.get('batch_size')}, "
         f"learning rate {train.get('lr')}, EMA decay {train.get('ema_decay')}, on the CPU of a "
@@ -254,8 +317,23 @@ def main() -> int:
     parser.add_argument("--model", default="edge")
     parser.add_argument("--checkpoint", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=None, help="default: docs/model_card_<model>.md")
+    parser.add_argument("--data", type=Path, default=None,
+                        help="the training build (python -m backend.training.real_dataset DATA): FID against "
+                             "its held-out capture, the copy check, and the card's training section")
+    parser.add_argument("--compare", type=Path, default=None,
+                        help="judge_<model>.json of the procedural-only checkpoint (benchmarks/dance_judge.py "
+                             "--checkpoint OLD --data DATA), whose held-out FID the card shows beside")
+    parser.add_argument("--from-summary", type=Path, default=None,
+                        help="write the card again from the summary a run saved (out/dance_check/<model>.json), "
+                             "e.g. with a --compare that was not ready then; measures nothing")
     args = parser.parse_args()
-    run(args.model, args.checkpoint, args.out or REPO / "docs" / f"model_card_{args.model}.md")
+    if args.from_summary is not None:
+        summary = json.loads(args.from_summary.read_text())
+        if args.compare is not None:
+            summary["compare"] = json.loads(args.compare.read_text())
+        write_card(args.out or REPO / "docs" / f"model_card_{summary['model']}.md", summary)
+        return 0
+    run(args.model, args.checkpoint, args.out or REPO / "docs" / f"model_card_{args.model}.md", args.data, args.compare)
     return 0
 
 

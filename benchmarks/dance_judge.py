@@ -19,6 +19,7 @@ root removed. ``model_card_<model>.md`` prints these next to real CMU dance
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 from dataclasses import dataclass
@@ -125,9 +126,25 @@ def measures(positions: np.ndarray, beats: np.ndarray, other_beats: np.ndarray |
     window = int(round(BLEND_WINDOW_S * fps))
     around = [speed[max(0, c - 1):c + window].max() for c in (cuts or []) if 0 < c < len(speed)]
     row["speed_jump"] = float(max(around) / median) if around else None
+    row["wrist_bend_deg"] = wrist_bend_spread(positions)
     row["beat_align_margin"] = (None if other_beats is None else
                                 quality.beat_alignment_margin(positions, beats, other_beats, fps))
     return row
+
+
+WRISTS = ((18, 20, 22), (19, 21, 23))  # (elbow, wrist, hand) of each arm, SMPL indices
+
+
+def wrist_bend_spread(positions: np.ndarray) -> float:
+    """How much the wrists move: the standard deviation over time of the angle between
+    forearm and hand (degrees), the mean of both arms. A wrist held still reads 0."""
+    spreads = []
+    for elbow, wrist, hand in WRISTS:
+        forearm = positions[:, wrist] - positions[:, elbow]
+        palm = positions[:, hand] - positions[:, wrist]
+        cos = (forearm * palm).sum(-1) / (np.linalg.norm(forearm, axis=-1) * np.linalg.norm(palm, axis=-1) + 1e-9)
+        spreads.append(np.degrees(np.arccos(np.clip(cos, -1.0, 1.0))).std())
+    return float(np.mean(spreads))
 
 
 def reference() -> dict[str, dict[str, Any]]:
@@ -157,7 +174,7 @@ def judge(model: str, checkpoint: Path | None = None, sheet_dir: Path | None = N
 
     generator = load_generator(model, device="cpu", checkpoint=checkpoint)
     songs = held_out_songs()
-    rows, seed_distance, sheets, dances = [], {}, [], []
+    rows, seed_distance, sheets, dances, first_seed = [], {}, [], [], []
     for i, song in enumerate(songs):
         other = songs[(i + 1) % len(songs)].beat_times
         positions = {}
@@ -173,16 +190,25 @@ def judge(model: str, checkpoint: Path | None = None, sheet_dir: Path | None = N
                 contact_sheet(positions[seed], clip.fps, song.beat_times, path,
                               title=f"{model}, seed {seed}: {song.name} (held out)")
                 sheets.append(path)
-        a, b = (positions[s] - positions[s][:, :1] for s in SEEDS)
-        seed_distance[song.name] = float(np.linalg.norm(a - b, axis=-1).mean())
+        seed_distance[song.name] = _pose_distance(positions[SEEDS[0]], positions[SEEDS[1]])
+        first_seed.append(positions[SEEDS[0]])
     held_out = held_out_measures(dances, data) if data is not None else None
     if held_out is not None:
         for row, copy_s in zip(rows, held_out.pop("copy_seconds")):
             row["copy_seconds"] = copy_s
     family = getattr(generator, "family", "")
-    return {"model": model, "family": family, "checkpoint": str(checkpoint) if checkpoint else None,
+    song_distance = [_pose_distance(first_seed[i], first_seed[(i + 1) % len(first_seed)])
+                     for i in range(len(first_seed))]
+    return {"model": model, "family": family, "song_distance": float(np.mean(song_distance)), "checkpoint": str(checkpoint) if checkpoint else None,
             "rows": rows, "seed_distance": seed_distance, "sheets": [str(p) for p in sheets],
             "held_out": held_out, "summary": summarise(rows, seed_distance, bars_for(family))}
+
+
+def _pose_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean joint distance (metres) between two dances of (T, 24, 3), each relative to its
+    own pelvis, over their common frames: how different two dances look, wherever they are."""
+    n = min(len(a), len(b))
+    return float(np.linalg.norm((a[:n] - a[:n, :1]) - (b[:n] - b[:n, :1]), axis=-1).mean())
 
 
 def held_out_measures(dances: list[np.ndarray], data: Path, fps: float = 30.0) -> dict[str, Any]:
@@ -238,10 +264,18 @@ def _held_out_and_training(data: Path) -> tuple[list[np.ndarray], np.ndarray]:
 
         heldout = data.parent / f"{data.name}_heldout"
         reference = [joint_positions(MotionClip.load_npz(p)) for p in sorted(heldout.glob("*.npz"))]
-        training = [joint_positions(MotionClip.load_npz(p)) for p in sorted(data.glob("*.npz"))]
-        if not reference or not training:
+        clips = sorted(data.glob("*.npz"))
+        if not reference or not clips:
             raise SystemExit(f"{data}: no training clips or no held-out clips in {heldout}")
-        _TRAINING_CACHE[data] = (reference, novelty.training_descriptors(training))
+        # the windows of a build take a minute to compute: kept beside it, keyed by its listing
+        key = hashlib.sha256("\n".join(f"{p.name} {p.stat().st_size}" for p in clips).encode()).hexdigest()[:12]
+        cache = data.parent / f"{data.name}_novelty_{key}.npy"
+        if cache.exists():
+            windows = np.load(cache, allow_pickle=False)
+        else:
+            windows = novelty.training_descriptors([joint_positions(MotionClip.load_npz(p)) for p in clips])
+            np.save(cache, windows, allow_pickle=False)
+        _TRAINING_CACHE[data] = (reference, windows)
     return _TRAINING_CACHE[data]
 
 
@@ -275,7 +309,8 @@ COLUMNS = (("pose_spread", "pose spread m", ".3f"), ("mean_joint_speed", "speed 
            ("jerk_per_speed", "jerk/speed", ".0f"), ("beat_align_margin", "BA margin", "+.3f"),
            ("toe_skating", "toe skating", ".3f"), ("sole_median", "sole median m", ".3f"),
            ("penetration", "penetration m", ".3f"), ("freeze_ratio", "last/first 10 s", ".2f"),
-           ("speed_jump", "blend speed / median", ".2f"), ("speed_max", "max speed / median", ".2f"))
+           ("speed_jump", "blend speed / median", ".2f"), ("speed_max", "max speed / median", ".2f"),
+           ("wrist_bend_deg", "wrist bend sd °", ".1f"))
 
 
 def markdown(result: dict[str, Any], ref: dict[str, dict[str, Any]], image: str | None) -> list[str]:
@@ -315,6 +350,10 @@ def markdown(result: dict[str, Any], ref: dict[str, dict[str, Any]], image: str 
                      f"(bar {bar}): {'met' if v['met'] else 'NOT met'}")
     lines.append(f"- two seeds apart (mean joint distance, root removed): at least {s['seed_distance']['min']:.3f} m "
                  f"(bar ≥ 0.05): {'met' if s['seed_distance']['met'] else 'NOT met'}")
+    if result.get("song_distance") is not None:
+        seeds_mean = float(np.mean(list(result["seed_distance"].values())))
+        lines.append(f"- does the song matter? Two songs, one seed: {result['song_distance']:.3f} m apart on average "
+                     f"(mean joint distance, root removed); one song, two seeds: {seeds_mean:.3f} m")
     if "copy_seconds" in s:
         lines.append(f"- longest stretch within {COPY_THRESHOLD_M:g} m (RMS joint distance, 0.5 s windows) of a "
                      f"training clip: {s['copy_seconds']['max']:.1f} s (bar ≤ {COPY_LIMIT_S:g} s): "
