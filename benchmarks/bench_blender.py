@@ -1,8 +1,8 @@
-"""Blender keyframe writing for ``choreo bench``: ``bench_keyframes.py --json`` under bpy.
+"""Blender for ``choreo bench``: ``bench_keyframes.py --json`` under bpy (keyframes, planting).
 
-The backend's Python has no ``bpy``, so the keyframe benchmark runs in a Python that
-has it, as a child process. Which one is a lookup that callers (and tests) can
-replace: ``$CHOREO_BENCH_BPY_PYTHON`` first, then the environments ``python -m
+The backend's Python has no ``bpy``, so the keyframe benchmark (keyframe writing and
+planting the feet) runs in a Python that has it, as a child process. Which one is a
+lookup that callers (and tests) can replace: ``$CHOREO_BENCH_BPY_PYTHON`` first, then the environments ``python -m
 tests.blender`` makes. Without any, or when the child fails, the result says why it
 was skipped; it never fails the benchmark, which is mostly about the backend.
 """
@@ -21,6 +21,31 @@ ENV_VAR = "CHOREO_BENCH_BPY_PYTHON"
 VENVS = (".venv-bpy-5.0.1", ".venv-bpy-4.2.x")
 SKIP_NO_BPY = "skipped: no Python with bpy found (`python -m tests.blender` creates `.venv-bpy-5.0.1`)"
 TIMEOUT_S = 900.0
+PLANT_BUDGET_S = 0.3
+"""Issue 15: the feet of 60 s of dance (30 fps) planted in at most this many seconds."""
+PLANT_RIGS = {"smpl": "the 24-bone SMPL rig", "mixamo": "the Mixamo-style test rig"}
+"""The rigs ``bench_keyframes.measure_planting`` plants on, and how the reports name them."""
+
+
+def plant_table(plant: Mapping[str, Any]) -> list[str]:
+    """The planting figures (``bench_keyframes.measure_planting``) as a markdown table, one
+    row per rig: written here, bpy-free, for both the script's report and ``choreo bench``'s."""
+    rows = ["| rig | bones | frames planted (changed) | contact spans | frames with the hips lowered | "
+            "seconds (best) | budget |", "|---|---|---|---|---|---|---|"]
+    for kind, r in plant["rigs"].items():
+        rows.append(f"| {PLANT_RIGS.get(kind, kind)} | {r['bones']} | {r['frames']:,} ({r['changed_frames']:,}) | "
+                    f"{r['spans']} | {r['hip_drop_frames']:,} | {r['best_s']:.3f} | "
+                    f"≤ {r['budget_s']:g} s: {'pass' if r['pass'] else 'FAIL'} |")
+    return rows
+
+
+def plant_method(plant: Mapping[str, Any]) -> str:
+    """What the planting figures measure, for the reports."""
+    first = next(iter(plant["rigs"].values()), {"frames": 0, "all_s": []})
+    return (f"Planting the feet: `foot_plant_bpy.plant` over all {first['frames']:,} frames of a rig keyed "
+            "with 60 s of real dance and its contact curves (planting off), as the add-on runs it after a "
+            "dance: read the keys and the curves, solve the legs (`core.leg_ik`), key the frames it "
+            f"changed. Best of {len(first['all_s'])}, each on a freshly keyed rig. The dance: {plant['dance']}.")
 
 
 def default_candidates(env: Mapping[str, str] = os.environ, repo: Path = REPO) -> list[Path]:

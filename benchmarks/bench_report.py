@@ -22,6 +22,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from benchmarks.bench_blender import PLANT_BUDGET_S, PLANT_RIGS, plant_method, plant_table
 from benchmarks.bench_protocol import latency_summary
 
 COLD_START_S = 5.0
@@ -156,7 +157,17 @@ def budgets(measurements: dict[str, Any]) -> list[Budget]:
     out.append(Budget("Blender: 60 s of motion keyed on the 24-bone rig (bulk path)",
                       blender.get("bulk_s"), float(blender.get("budget_s", 0.5)), "s3",
                       note=blender.get("skipped", "")))
-    return out
+    return out + plant_budgets(blender)
+
+
+def plant_budgets(blender: dict[str, Any]) -> list[Budget]:
+    """Issue 15's planting budget, one row per rig ``bench_keyframes`` plants on (``blender``:
+    ``bench_blender.bench_keyframes``'s result; skipped or without planting: rows say so)."""
+    planted = blender.get("plant", {}).get("rigs", {})
+    return [Budget(f"Blender: feet planted over 60 s of real dance on {name}", planted.get(kind, {}).get("best_s"),
+                   float(planted.get(kind, {}).get("budget_s", PLANT_BUDGET_S)), "s3",
+                   note=blender.get("skipped", "not measured"))
+            for kind, name in PLANT_RIGS.items()]
 
 
 def all_met(rows: Sequence[Budget]) -> bool:
@@ -340,10 +351,10 @@ def _shown_path(path: str) -> str:
 
 def _blender_section(m: dict[str, Any]) -> list[str]:
     b = m["blender"]
-    lines = ["## Blender keyframe writing", ""]
+    lines = ["## Blender keyframe writing and foot planting", ""]
     if "skipped" in b:
         return lines + [b["skipped"][0].upper() + b["skipped"][1:] + ".", ""]
-    return lines + [
+    lines += [
         f"`benchmarks/bench_keyframes.py --json` under Blender {b['blender']} (headless `bpy`, "
         f"`{_shown_path(b['python'])}`), both paths in the same run:", "",
         "| what | keys | seconds | keys per second |", "|---|---|---|---|",
@@ -353,6 +364,9 @@ def _blender_section(m: dict[str, Any]) -> list[str]:
         f"{b['insert_keys_per_s']:,.0f} |",
         "", f"The bulk path is {b['speedup']:.0f}x faster per key.", "",
     ]
+    if "plant" in b:
+        lines += [plant_method(b["plant"]), "", *plant_table(b["plant"]), ""]
+    return lines
 
 
 def _soak_section(m: dict[str, Any]) -> list[str]:

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from benchmarks import bench_blender, bench_models, bench_music, bench_protocol
-from benchmarks.bench_report import (GPU_SECONDS, NO_GPU, Budget, all_met, budgets, linearity,
+from benchmarks.bench_report import (GPU_SECONDS, NO_GPU, Budget, all_met, budgets, linearity, plant_budgets,
                                      protocol_overhead_pct, render, write_report)
 from protocol.client import StreamedChunk
 from protocol.messages import encode, frames_nbytes
@@ -216,9 +216,10 @@ def test_report_has_every_budget_and_valid_plots(tmp_path: Path, gpu: bool):
     assert write_report(out, m) is True
     text = out.read_text(encoding="utf-8")
     rows = budgets(m)
-    # the 8 fixed rows (first run after install among them), one linearity row per model and
-    # device, one rate row per model on the CPU, one first-chunk row per streaming model (fact)
-    assert len(rows) == 8 + len(m["models"]["runs"]) + 1 + 1
+    # the 8 fixed rows (first run after install among them), one planting row per rig, one
+    # linearity row per model and device, one rate row per model on the CPU, one first-chunk
+    # row per streaming model (fact)
+    assert len(rows) == 8 + len(bench_blender.PLANT_RIGS) + len(m["models"]["runs"]) + 1 + 1
     assert "first run after a fresh install" in text and "27.00 s" in text
     for b in rows:
         assert b.row() in text
@@ -249,6 +250,42 @@ def test_blender_skipped_without_a_bpy_python(tmp_path: Path):
     text = render(m, {"scaling": "s.png", "rates": "r.png", "latency": "l.png"})
     assert "no Python with bpy found (`python -m tests.blender` creates `.venv-bpy-5.0.1`)" in text
     assert _verdict(m, "Blender") == bench_blender.SKIP_NO_BPY
+    assert {b.verdict for b in plant_budgets(m["blender"])} == {bench_blender.SKIP_NO_BPY}
+
+
+def _blender_run(plant_s: dict[str, float]) -> dict[str, Any]:
+    """``bench_blender.bench_keyframes``'s result from a run that measured planting in ``plant_s``
+    seconds per rig (the shape ``bench_keyframes.measure`` returns, its figures made up)."""
+    rigs = {kind: {"bones": 24 + i, "frames": 1800, "changed_frames": 1790, "spans": 272, "hip_drop_frames": 1500,
+                   "all_s": [s, s + 0.01, s + 0.02], "best_s": s, "budget_s": bench_blender.PLANT_BUDGET_S,
+                   "pass": s <= bench_blender.PLANT_BUDGET_S}
+            for i, (kind, s) in enumerate(plant_s.items())}
+    return {"blender": "5.0.1", "frames": 1800, "keys": 178_200, "bulk_s": 0.058, "bulk_keys_per_s": 3.07e6,
+            "insert_keys": 178_200, "insert_s": 11.6, "insert_keys_per_s": 15_300.0, "insert_60s_estimate_s": 11.6,
+            "speedup": 200.0, "budget_s": 0.5, "pass": True, "machine": "x86_64",
+            "python": ".venv-bpy-5.0.1/bin/python",
+            "plant": {"dance": "motion library clips 60_09, 61_09 (1800 frames at 30 fps)", "rigs": rigs}}
+
+
+def test_planting_budget_is_judged_per_rig_and_reported(tmp_path: Path):
+    m = measurements()
+    m["blender"] = _blender_run({kind: 0.3 for kind in bench_blender.PLANT_RIGS})
+    rows = plant_budgets(m["blender"])
+    assert [b.what for b in rows] == [f"Blender: feet planted over 60 s of real dance on {name}"
+                                      for name in bench_blender.PLANT_RIGS.values()]
+    assert [b.verdict for b in rows] == ["pass"] * len(rows) and all(b in budgets(m) for b in rows)
+    text = render(m, {"scaling": "s.png", "rates": "r.png", "latency": "l.png"})
+    assert "| Blender: feet planted over 60 s of real dance on the 24-bone SMPL rig | 0.300 s | ≤ 0.300 s | pass |" \
+        in text
+    assert "## Blender keyframe writing and foot planting" in text and "clips 60_09, 61_09" in text
+    assert "| the Mixamo-style test rig | 25 | 1,800 (1,790) | 272 | 1,500 | 0.300 | ≤ 0.3 s: pass |" in text
+    assert "Best of 3" in text
+    m["blender"] = _blender_run({"smpl": 0.25, "mixamo": 0.31})
+    assert [b.verdict for b in plant_budgets(m["blender"])] == ["pass", "FAIL"]
+    assert write_report(tmp_path / "b.md", m) is False
+    # A run from before planting was measured: the rows say so, and fail nothing.
+    del m["blender"]["plant"]
+    assert {b.verdict for b in plant_budgets(m["blender"])} == {"not measured"} and all_met(plant_budgets(m["blender"]))
 
 
 def test_bpy_python_lookup_order(tmp_path: Path):
