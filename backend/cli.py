@@ -368,6 +368,9 @@ def _add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--log-every", type=int, default=d.log_every)
     p.add_argument("--device", default=d.device)
     p.add_argument("--resume", action="store_true", help="continue from RUN/checkpoint.pt")
+    p.add_argument("--init", type=Path, default=None, metavar="CHECKPOINT",
+                   help="fine-tune: start from this checkpoint's weights and network shape (e.g. "
+                        "backend/checkpoints/edge_default.pt); the normaliser and styles are fitted anew")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--d-model", type=int, default=None)
     p.add_argument("--layers", type=int, default=None)
@@ -409,6 +412,7 @@ def _train(args: argparse.Namespace) -> int:
         data=args.data, out=args.out, model=args.model, steps=args.steps, batch_size=args.batch_size,
         lr=args.lr, ema_decay=args.ema_decay, seed=args.seed, save_every=args.save_every,
         log_every=args.log_every, device=args.device, resume=args.resume,
+        init=str(args.init) if args.init else None,
         progress=not args.no_progress, model_config=overrides)
     ckpt = train(cfg)
     import os

@@ -38,7 +38,7 @@ from backend.models.checkpoint import load_checkpoint, save_checkpoint
 from backend.motion.layout import MotionLayout
 from backend.motion.normalizer import Normalizer
 from backend.training.datasets import style_of
-from backend.training.recipes import UNKNOWN_STYLE, Batch, make_recipe
+from backend.training.recipes import UNKNOWN_STYLE, Batch, Recipe, make_recipe
 
 log = logging.getLogger("choreo.train")
 
@@ -60,6 +60,7 @@ class TrainConfig:
     save_every: int = 1000
     device: str = "auto"
     resume: bool = False
+    init: str | None = None  # a checkpoint (e.g. the bundled one) to fine-tune from
     progress: bool = True
     model_config: dict = field(default_factory=dict)  # overrides of the model's config
     loss_weights: dict = field(default_factory=dict)  # overrides of the model's loss weights
@@ -144,6 +145,7 @@ def sample_windows(data: TrainingData, batch: int, window: int,
 
 
 def train(cfg: TrainConfig) -> Path:
+    """Train ``cfg.model`` on ``cfg.data``; returns the resumable checkpoint's path."""
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     device = torch.device(_device(cfg.device, distributed))
     rank, world = 0, 1
@@ -156,43 +158,20 @@ def train(cfg: TrainConfig) -> Path:
     ckpt_path = out / "checkpoint.pt"
     torch.manual_seed(cfg.seed)
 
-    resume = load_checkpoint(ckpt_path) if cfg.resume and ckpt_path.exists() else None
-    if resume is not None and resume.get("model", cfg.model) != cfg.model:
-        raise ValueError(f"{ckpt_path} trains model {resume.get('model')!r}, not {cfg.model!r}")
-    recipe = make_recipe(cfg.model, {**cfg.model_config, **(resume["config"] if resume else {}),
-                                     **({"loss_weights": cfg.loss_weights} if cfg.loss_weights else {})})
-    layout, window = recipe.layout, recipe.window_frames
-
-    data = _prepared_data(cfg, layout, window, out, is_main, distributed)
-    normalizer = (Normalizer.from_state_dict(resume["normalizer"]) if resume
-                  else Normalizer.fit(torch.cat(data.motions), layout))
-    data.motions = [normalizer.normalize(m) for m in data.motions]
-    clip_styles = data.styles()
-    styles = tuple(resume["config"].get("styles", ())) if resume else ()
-    styles = styles or (UNKNOWN_STYLE, *sorted(set(clip_styles) - {UNKNOWN_STYLE}))
-    style_index = torch.tensor([styles.index(s) if s in styles else 0 for s in clip_styles])
-
-    model = recipe.build(styles).to(device)
-    ema = copy.deepcopy(model).eval().requires_grad_(False)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    step, loss_log = 0, []
-    if resume:
-        model.load_state_dict(resume["weights"])
-        ema.load_state_dict(resume["ema"])
-        optimizer.load_state_dict(resume["optimizer"])
-        step, loss_log = int(resume["step"]), list(resume.get("loss_log", []))
+    run = _start(cfg, ckpt_path, device, out, is_main, distributed)
+    model, ema, optimizer, step, loss_log = run.model, run.ema, run.optimizer, run.step, run.loss_log
     net = DistributedDataParallel(model) if distributed else model
-    denorm = normalizer.denormalize
+    denorm = run.normalizer.denormalize
     gen = torch.Generator().manual_seed(cfg.seed * 1000 + rank + step)
     per_rank_batch = max(1, cfg.batch_size // world)
 
     bar = _progress(cfg, step) if is_main else None
     started = time.time()
     while step < cfg.steps:
-        motion, music, clips = sample_windows(data, per_rank_batch, window, gen)
+        motion, music, clips = sample_windows(run.data, per_rank_batch, run.recipe.window_frames, gen)
         batch = Batch(motion=motion.to(device), music=music.to(device),
-                      style=style_index[clips].to(device), denormalize=denorm)
-        losses = recipe.losses(net, batch, gen)
+                      style=run.style_index[clips].to(device), denormalize=denorm)
+        losses = run.recipe.losses(net, batch, gen)
 
         for group in optimizer.param_groups:
             group["lr"] = _lr(cfg, step)
@@ -215,10 +194,10 @@ def train(cfg: TrainConfig) -> Path:
             bar.update(1)
         if is_main and (step % cfg.save_every == 0 or step == cfg.steps):
             save_checkpoint(ckpt_path, {
-                "model": cfg.model, "config": recipe.config(), "normalizer": normalizer.state_dict(),
+                "model": cfg.model, "config": run.recipe.config(), "normalizer": run.normalizer.state_dict(),
                 "ema": ema.state_dict(), "weights": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "step": step, "train_args": _plain(asdict(cfg)), "loss_log": loss_log,
-                "world_size": world,
+                "world_size": world, **({"init": run.init_note} if run.init_note else {}),
             })
     if bar is not None:
         bar.close()
@@ -226,6 +205,73 @@ def train(cfg: TrainConfig) -> Path:
         dist.barrier()
         dist.destroy_process_group()
     return ckpt_path
+
+
+@dataclass
+class _Run:
+    """Everything the loop needs, whether the run starts fresh, resumes, or fine-tunes."""
+
+    recipe: Recipe
+    data: TrainingData
+    normalizer: Normalizer
+    style_index: torch.Tensor
+    model: torch.nn.Module
+    ema: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    step: int = 0
+    loss_log: list = field(default_factory=list)
+    init_note: dict = field(default_factory=dict)
+
+
+def _start(cfg: TrainConfig, ckpt_path: Path, device: torch.device, out: Path, is_main: bool,
+           distributed: bool) -> _Run:
+    """Build the recipe, data, normaliser and model: fresh, resumed from ``ckpt_path``, or
+    initialised from ``cfg.init`` (fine-tuning keeps the network's shape and weights, but
+    fits the normaliser and the style list to the new data, which is what it must learn)."""
+    resume = load_checkpoint(ckpt_path) if cfg.resume and ckpt_path.exists() else None
+    if resume is not None and resume.get("model", cfg.model) != cfg.model:
+        raise ValueError(f"{ckpt_path} trains model {resume.get('model')!r}, not {cfg.model!r}")
+    init = load_checkpoint(cfg.init) if cfg.init and resume is None else None
+    if init is not None and init.get("model", cfg.model) != cfg.model:
+        raise ValueError(f"{cfg.init} holds model {init.get('model')!r}, not {cfg.model!r}")
+    stored = resume["config"] if resume else {k: v for k, v in (init or {}).get("config", {}).items()
+                                             if k not in ("styles", "motion_channels", "music_channels")}
+    recipe = make_recipe(cfg.model, {**cfg.model_config, **stored,
+                                     **({"loss_weights": cfg.loss_weights} if cfg.loss_weights else {})})
+    data = _prepared_data(cfg, recipe.layout, recipe.window_frames, out, is_main, distributed)
+    normalizer = (Normalizer.from_state_dict(resume["normalizer"]) if resume
+                  else Normalizer.fit(torch.cat(data.motions), recipe.layout))
+    data.motions = [normalizer.normalize(m) for m in data.motions]
+    clip_styles = data.styles()
+    styles = tuple(resume["config"].get("styles", ())) if resume else ()
+    styles = styles or (UNKNOWN_STYLE, *sorted(set(clip_styles) - {UNKNOWN_STYLE}))
+    style_index = torch.tensor([styles.index(s) if s in styles else 0 for s in clip_styles])
+
+    model = recipe.build(styles).to(device)
+    init_note = _load_matching(model, init["ema"], str(cfg.init)) if init is not None else {}
+    ema = copy.deepcopy(model).eval().requires_grad_(False)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    run = _Run(recipe, data, normalizer, style_index, model, ema, optimizer, init_note=init_note)
+    if resume:
+        model.load_state_dict(resume["weights"])
+        ema.load_state_dict(resume["ema"])
+        optimizer.load_state_dict(resume["optimizer"])
+        run.step, run.loss_log = int(resume["step"]), list(resume.get("loss_log", []))
+        run.init_note = resume.get("init", {})
+    return run
+
+
+def _load_matching(model: torch.nn.Module, weights: dict[str, torch.Tensor], source: str) -> dict:
+    """Copy every tensor of ``weights`` whose name and shape the model shares (a style
+    table of another length is left as built); returns what was taken, for the checkpoint."""
+    own = model.state_dict()
+    taken = {k: v for k, v in weights.items() if k in own and own[k].shape == v.shape}
+    own.update({k: v.to(own[k].dtype) for k, v in taken.items()})
+    model.load_state_dict(own)
+    skipped = sorted(set(own) - set(taken))
+    if skipped:
+        log.info("initialised from %s except %s", source, ", ".join(skipped))
+    return {"from": source, "tensors": len(taken), "left_as_built": skipped}
 
 
 def _prepared_data(cfg: TrainConfig, layout: MotionLayout, window: int, out: Path,
