@@ -1,9 +1,5 @@
-"""A phrase plan turned into joint rotations: feet, pelvis, torso, legs and arms.
-
-Order matters: feet are planned first, the pelvis follows the feet (and stays low
-enough for them), the torso and head follow the pelvis, then IK fits the legs between
-pelvis and feet and the arms between shoulders and wrist targets.
-"""
+"""A phrase plan turned into joint rotations: feet, pelvis, torso, legs and arms
+(``pose_body`` says in which order, and why)."""
 
 from __future__ import annotations
 
@@ -51,8 +47,8 @@ def _max_pelvis_height(pelvis_xy: np.ndarray, pelvis_rot: np.ndarray, ankles: np
 
 
 def pose_body(tl: Timeline, phrases: list[Phrase], weights: np.ndarray, style: BodyStyle,
-               energy: np.ndarray, amp: np.ndarray, height: np.ndarray, sharp: np.ndarray,
-               fps: float) -> tuple[np.ndarray, np.ndarray]:
+              energy: np.ndarray, amp: np.ndarray, height: np.ndarray, sharp: np.ndarray,
+              fps: float) -> tuple[np.ndarray, np.ndarray]:
     """Local rotation matrices (T, 24, 3, 3) and pelvis positions (T, 3).
 
     Order matters: feet are planned first, the pelvis follows the feet (and stays low
@@ -137,7 +133,7 @@ def _blend_upper_moves(tl: Timeline, phrases: list[Phrase], weights: np.ndarray,
         if not active.any():
             continue
         part = upper_move(p.upper, tl.phase[active], bar[active], amp[active], height[active], sharp[active],
-                           style, p.variant)
+                          style, p.variant)
         full = UpperPose.zeros(n)
         for name in ("wrist", "pole", "spine", "collar", "head"):
             getattr(full, name)[active] = getattr(part, name)

@@ -98,7 +98,7 @@ def _choose(table: dict, features: np.ndarray, style: BodyStyle, rng: np.random.
 
 
 def plan_phrases(tl: Timeline, curves: dict[str, np.ndarray], style: BodyStyle,
-                  rng: np.random.Generator) -> list[Phrase]:
+                 rng: np.random.Generator) -> list[Phrase]:
     """Two-bar phrases over the clip, each with a lower- and an upper-body move."""
     first = tl.downbeat + int(np.floor((tl.phase[0] - tl.downbeat) / tl.phrase_pulses)) * tl.phrase_pulses
     tempo = np.clip((tl.bpm - 60.0) / 120.0, 0.0, 1.0)
