@@ -34,7 +34,7 @@ def devices() -> list[str]:
 
 @lru_cache(maxsize=1)
 def _song_features() -> np.ndarray:
-    from backend.cli import EXAMPLE_SONG
+    from backend.examples import EXAMPLE_SONG
     from backend.music.audio import decode_audio
     from backend.music.features import FEATURE_SAMPLE_RATE, analyse_music
     return np.array(analyse_music(decode_audio(EXAMPLE_SONG.read_bytes(), FEATURE_SAMPLE_RATE)).features)

@@ -42,7 +42,7 @@ def example_audio(min_seconds: float = MIN_SECONDS) -> tuple[bytes, float]:
     import numpy as np
     import soundfile as sf
 
-    from backend.cli import EXAMPLE_SONG
+    from backend.examples import EXAMPLE_SONG
 
     samples, rate = sf.read(EXAMPLE_SONG, dtype="float32", always_2d=True)
     copies = max(1, math.ceil(min_seconds * rate / len(samples)))

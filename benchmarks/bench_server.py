@@ -147,7 +147,7 @@ def bench_server(repeats: int, pings: int) -> dict[str, Any]:
     """Everything measured on one warm CPU server; see the module docstring."""
     import soundfile as sf
 
-    from backend.cli import EXAMPLE_SONG
+    from backend.examples import EXAMPLE_SONG
     from backend.server.config import ServerConfig
     from backend.server.process import start_server_process
 

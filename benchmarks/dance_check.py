@@ -97,7 +97,7 @@ def _training_lines(model: str, train: dict, manifest: dict | None, history: str
 
 
 def songs() -> list[tuple[str, Path, float]]:
-    from backend.cli import EXAMPLE_SONG
+    from backend.examples import EXAMPLE_SONG
     found = [("example (metal_madness 0:20-0:50)", EXAMPLE_SONG, 0.0)]
     if SHARED_SONGS.is_dir():
         found += [(d.name, d / "mix.ogg", 30.0) for d in sorted(SHARED_SONGS.iterdir()) if (d / "mix.ogg").exists()]

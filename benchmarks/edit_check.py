@@ -46,7 +46,7 @@ def _modes():
 
 
 def _songs() -> list[Path]:
-    from backend.cli import EXAMPLE_SONG
+    from backend.examples import EXAMPLE_SONG
     return [EXAMPLE_SONG] + sorted(SHARED_SONGS.glob("*/mix.ogg"))[:2]
 
 

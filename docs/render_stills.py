@@ -25,9 +25,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from backend.examples import EXAMPLE_SONG as SONG  # noqa: E402
 from protocol.launch import launch_backend  # noqa: E402
 
-SONG = REPO / "backend" / "examples" / "metal_madness_excerpt.ogg"
 OUT = REPO / "docs" / "images"
 
 

@@ -22,8 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
+from backend.examples import EXAMPLE_SONG as SONG
+
 RECORDING = Path(__file__).resolve().parent / "data" / "same_dances.npz"
-SONG = Path(__file__).resolve().parents[1] / "backend" / "examples" / "metal_madness_excerpt.ogg"
 SEED = 7
 FRAMES = 120  # 4 s at 30 fps
 EDIT_SPAN = (40, 80)

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from backend.cli import EXAMPLE_SONG
+from backend.examples import EXAMPLE_SONG
 from backend.models.registry import MODELS
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backend.cli import EXAMPLE_SONG
+from backend.examples import EXAMPLE_SONG
 from backend.metrics.dance_report import generate_clip, measure_dance, style_distance, style_vector
 from backend.models.checkpoint import load_checkpoint
 from backend.models.registry import MODELS, load_generator

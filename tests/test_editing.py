@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backend.cli import EXAMPLE_SONG
 from backend.editing import masks
+from backend.examples import EXAMPLE_SONG
 from backend.metrics.basic import border_jump_ratio, joint_positions
 from backend.motion.clip import MotionClip
 from backend.motion.skeleton import NUM_JOINTS

@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 import torch
 
-from backend.cli import EXAMPLE_SONG
 from backend.editing import masks
+from backend.examples import EXAMPLE_SONG
 from backend.metrics.dance_report import measure_dance
 from backend.models.autoregressive import standing_motion
 from backend.models.checkpoint import load_checkpoint

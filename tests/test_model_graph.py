@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backend.cli import EXAMPLE_SONG
 from backend.cli import main as choreo
 from backend.editing import masks
+from backend.examples import EXAMPLE_SONG
 from backend.library.build import (
     FAR_TRANSITION_MAX_M, FEET_MISMATCH_COST_M, MAX_SEGMENT_S, MIN_SEGMENT_S, build_library,
 )

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from backend.cli import EXAMPLE_SONG
 from backend.editing import masks
+from backend.examples import EXAMPLE_SONG
 from backend.metrics.basic import border_jump_ratio, joint_positions
 from backend.metrics.dance_report import measure_dance
 from backend.models.autoregressive import standing_motion

@@ -23,6 +23,9 @@ from backend.training.datasets import load_dance_folder
 from backend.training.procedural import (
     MusicDescriptor, ProceduralError, describe_music, procedural_dance, procedural_dance_with_plan,
 )
+from backend.training.procedural.lower_moves import lower_move
+from backend.training.procedural.plan import LOWER_MOVES, UPPER_MOVES, BodyStyle
+from backend.training.procedural.upper_moves import upper_move
 from backend.training.synth_music import SynthMusicError, synthesize, synthesize_song
 
 SECTOID = Path(__file__).resolve().parents[2] / "shared" / "data" / "music" / "sectoid"
@@ -316,6 +319,23 @@ def test_descriptor_dict_scalars_become_curves():
     assert music.beats_per_bar == 3
     np.testing.assert_allclose(curves["energy"], 0.9)
     np.testing.assert_allclose(curves["onset_density"], 0.5)
+
+
+def test_every_move_the_plan_can_choose_can_be_danced():
+    """The plan chooses from the affinity tables, the bodies are built in lower_moves and
+    upper_moves: a move the plan can pick and no body builds must not slip through."""
+    style = BodyStyle.sample(np.random.default_rng(0))
+    for name in LOWER_MOVES:
+        move = lower_move(name, 8, 1.0, style, 1)
+        assert all(0 <= step.at < 8 and step.foot in (0, 1) for step in move.steps), name
+    ph = np.linspace(0.0, 8.0, 40)
+    for name in UPPER_MOVES:
+        pose = upper_move(name, ph, (ph / 4) % 1.0, np.ones(40), np.zeros(40), np.full(40, 1.2), style, 1)
+        assert pose.wrist.shape == (40, 2, 3) and np.isfinite(pose.wrist).all(), name
+    with pytest.raises(ValueError, match="unknown lower-body move"):
+        lower_move("moonwalk", 8, 1.0, style, 0)
+    with pytest.raises(ValueError, match="unknown upper-body move"):
+        upper_move("moonwalk", ph, ph, ph, ph, ph, style, 0)
 
 
 # ------------------------------------------------------------------ dataset folder

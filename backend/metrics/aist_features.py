@@ -267,6 +267,67 @@ def _angle_degrees(first: np.ndarray, second: np.ndarray) -> np.ndarray:
         return np.degrees(np.arccos(cosine))
 
 
+class _FramePairs:
+    """Every frame f >= 1 of a clip beside frame f - 1, and the reference's tests on them.
+
+    One method per test function of the reference (``f_move``, ``f_nmove``, ``f_plane``,
+    ``f_nplane``, ``f_angle``, ``f_fast``), each returning a (T - 1,) boolean per frame.
+    """
+
+    def __init__(self, p: np.ndarray):
+        self.cur, self.prev = p[1:], p[:-1]
+        n_tests = self.cur.shape[0]
+        self.up = np.tile([0.0, 1.0, 0.0], (n_tests, 1))
+        self.origin = np.zeros_like(self.up)
+        self.floor = np.zeros((n_tests, 3))
+        self.floor[:, 1] = self.cur[..., 1].min(axis=1)  # reference "y_min": lowest joint, this frame
+
+    def at(self, name: str) -> np.ndarray:
+        return self.cur[:, JOINT_INDEX[name]]
+
+    def before(self, name: str) -> np.ndarray:
+        return self.prev[:, JOINT_INDEX[name]]
+
+    def relative_velocity(self, base: str, point: str) -> np.ndarray:
+        """Velocity of ``point`` relative to ``base`` (per reference frame time)."""
+        at, before = self.at, self.before
+        return ((at(point) - at(base)) - (before(point) - before(base))) / GEOMETRIC_VELOCITY_FRAME_TIME
+
+    def moving_along(self, base: str, toward: str, point: str, threshold: float) -> np.ndarray:
+        """Reference f_move: point's velocity relative to base, along base -> toward."""
+        return _along(self.relative_velocity(base, point), self.at(toward) - self.at(base)) > threshold
+
+    def moving_across(self, base: str, first: str, second: str, point: str, threshold: float) -> np.ndarray:
+        """Reference f_nmove: point's velocity relative to base, along the normal
+        (second - base) x (first - base) of the plane through base, first, second."""
+        normal = np.cross(self.at(second) - self.at(base), self.at(first) - self.at(base))
+        return _along(self.relative_velocity(base, point), normal) > threshold
+
+    def beyond_plane(self, a: str, b: str, c: str, point: str, threshold: float) -> np.ndarray:
+        """Reference f_plane: signed distance of point from plane (a, b, c), normal
+        (c - a) x (b - a)."""
+        normal = np.cross(self.at(c) - self.at(a), self.at(b) - self.at(a))
+        return _along(self.at(point) - self.at(a), normal) > threshold
+
+    @staticmethod
+    def beyond_offset(start: np.ndarray, end: np.ndarray, anchor: np.ndarray,
+                      point: np.ndarray, threshold: float) -> np.ndarray:
+        """Reference f_nplane: offset of point from anchor along start -> end."""
+        return _along(point - anchor, end - start) > threshold
+
+    @staticmethod
+    def angle_within(a_from: np.ndarray, a_to: np.ndarray, b_from: np.ndarray,
+                     b_to: np.ndarray, low: float, high: float) -> np.ndarray:
+        """Reference f_angle: low < angle(a_to - a_from, b_to - b_from) < high (deg)."""
+        angle = _angle_degrees(a_to - a_from, b_to - b_from)
+        with np.errstate(invalid="ignore"):
+            return (angle > low) & (angle < high)
+
+    def fast(self, name: str, threshold: float) -> np.ndarray:
+        """Reference f_fast: one-frame speed above threshold."""
+        return np.linalg.norm(self.at(name) - self.before(name), axis=-1) / GEOMETRIC_VELOCITY_FRAME_TIME > threshold
+
+
 def geometric_features(positions_aist: np.ndarray) -> np.ndarray:
     """The 32 boolean geometric features, averaged over frames 1..T-1 (fraction true).
 
@@ -289,94 +350,62 @@ def geometric_features(positions_aist: np.ndarray) -> np.ndarray:
     Comparisons are strict (``>``, and ``lo < angle < hi``); a degenerate direction
     (zero-length vector) makes its test False, as the reference's NaN does.
     """
-    p = _check_positions(positions_aist, "positions_aist", 2)
-    cur, prev = p[1:], p[:-1]
-
-    def at(name: str) -> np.ndarray:
-        return cur[:, JOINT_INDEX[name]]
-
-    def before(name: str) -> np.ndarray:
-        return prev[:, JOINT_INDEX[name]]
-
-    tpf = GEOMETRIC_VELOCITY_FRAME_TIME
-    hl, sw, hw = HUMERUS_LENGTH, SHOULDER_WIDTH, HIP_WIDTH
-    n_tests = cur.shape[0]
-    up = np.tile([0.0, 1.0, 0.0], (n_tests, 1))
-    floor = np.zeros((n_tests, 3))
-    floor[:, 1] = cur[..., 1].min(axis=1)  # reference "y_min": lowest joint, this frame
-
-    def relative_velocity(base: str, point: str) -> np.ndarray:
-        """Velocity of ``point`` relative to ``base`` (per reference frame time)."""
-        return ((at(point) - at(base)) - (before(point) - before(base))) / tpf
-
-    def moving_along(base: str, toward: str, point: str, threshold: float) -> np.ndarray:
-        """Reference f_move: point's velocity relative to base, along base -> toward."""
-        return _along(relative_velocity(base, point), at(toward) - at(base)) > threshold
-
-    def moving_across(base: str, first: str, second: str, point: str, threshold: float) -> np.ndarray:
-        """Reference f_nmove: point's velocity relative to base, along the normal
-        (second - base) x (first - base) of the plane through base, first, second."""
-        normal = np.cross(at(second) - at(base), at(first) - at(base))
-        return _along(relative_velocity(base, point), normal) > threshold
-
-    def beyond_plane(a: str, b: str, c: str, point: str, threshold: float) -> np.ndarray:
-        """Reference f_plane: signed distance of point from plane (a, b, c), normal
-        (c - a) x (b - a)."""
-        normal = np.cross(at(c) - at(a), at(b) - at(a))
-        return _along(at(point) - at(a), normal) > threshold
-
-    def beyond_offset(start: np.ndarray, end: np.ndarray, anchor: np.ndarray,
-                      point: np.ndarray, threshold: float) -> np.ndarray:
-        """Reference f_nplane: offset of point from anchor along start -> end."""
-        return _along(point - anchor, end - start) > threshold
-
-    def angle_within(a_from: np.ndarray, a_to: np.ndarray, b_from: np.ndarray,
-                     b_to: np.ndarray, low: float, high: float) -> np.ndarray:
-        """Reference f_angle: low < angle(a_to - a_from, b_to - b_from) < high (deg)."""
-        angle = _angle_degrees(a_to - a_from, b_to - b_from)
-        with np.errstate(invalid="ignore"):
-            return (angle > low) & (angle < high)
-
-    def fast(name: str, threshold: float) -> np.ndarray:
-        """Reference f_fast: one-frame speed above threshold."""
-        return np.linalg.norm(at(name) - before(name), axis=-1) / tpf > threshold
-
-    j = at  # shorthand for joint positions in the current frame
-    tests = [
-        moving_across("neck", "right_hip", "left_hip", "right_wrist", 1.8 * hl),
-        moving_across("neck", "left_hip", "right_hip", "left_wrist", 1.8 * hl),
-        beyond_offset(j("spine3"), j("neck"), j("neck"), j("right_wrist"), 0.2 * hl),
-        beyond_offset(j("spine3"), j("neck"), j("neck"), j("left_wrist"), 0.2 * hl),
-        moving_along("spine1", "spine3", "spine3", 1.8 * hl),
-        moving_along("spine1", "spine3", "spine3", 1.8 * hl),
-        angle_within(j("right_elbow"), j("right_shoulder"), j("right_elbow"), j("right_wrist"), 0, 110),
-        angle_within(j("left_elbow"), j("left_shoulder"), j("left_elbow"), j("left_wrist"), 0, 110),
-        beyond_offset(j("left_shoulder"), j("right_shoulder"), j("left_wrist"), j("right_wrist"), 2.5 * sw),
-        moving_along("left_wrist", "right_wrist", "right_wrist", 1.4 * hl),
-        moving_along("right_wrist", "pelvis", "left_wrist", 1.4 * hl),
-        moving_along("left_wrist", "pelvis", "right_wrist", 1.4 * hl),
-        fast("right_wrist", 2.5 * hl),
-        fast("left_wrist", 2.5 * hl),
-        beyond_plane("pelvis", "left_hip", "left_foot", "right_ankle", 0.38 * hl),
-        beyond_plane("pelvis", "right_hip", "right_foot", "left_ankle", 0.38 * hl),
-        beyond_offset(np.zeros_like(up), up, floor, j("right_ankle"), 1.2 * hl),
-        beyond_offset(np.zeros_like(up), up, floor, j("left_ankle"), 1.2 * hl),
-        beyond_offset(j("left_hip"), j("right_hip"), j("left_ankle"), j("right_ankle"), 2.1 * hw),
-        angle_within(j("right_knee"), j("right_hip"), j("right_knee"), j("right_ankle"), 0, 110),
-        angle_within(j("left_knee"), j("left_hip"), j("left_knee"), j("left_ankle"), 0, 110),
-        fast("right_ankle", 2.5 * hl),
-        fast("left_ankle", 2.5 * hl),
-        angle_within(j("neck"), j("pelvis"), j("right_shoulder"), j("right_elbow"), 25, 180),
-        angle_within(j("neck"), j("pelvis"), j("left_shoulder"), j("left_elbow"), 25, 180),
-        angle_within(j("neck"), j("pelvis"), j("right_hip"), j("right_knee"), 50, 180),
-        angle_within(j("neck"), j("pelvis"), j("left_hip"), j("left_knee"), 50, 180),
-        beyond_plane("right_ankle", "neck", "left_ankle", "pelvis", 0.5 * hl),
-        angle_within(j("neck"), j("pelvis"), np.zeros_like(up), up, 70, 110),
-        beyond_offset(np.zeros_like(up), -up, floor, j("right_wrist"), -1.2 * hl),
-        beyond_offset(np.zeros_like(up), -up, floor, j("left_wrist"), -1.2 * hl),
-        fast("pelvis", 2.3 * hl),
-    ]
+    f = _FramePairs(_check_positions(positions_aist, "positions_aist", 2))
+    tests = _hand_tests(f) + _foot_tests(f) + _whole_body_tests(f)
     return np.stack(tests, axis=1).astype(np.float64).mean(axis=0)
+
+
+def _hand_tests(f: _FramePairs) -> list[np.ndarray]:
+    """Features 0-13 (``GEOMETRIC_FEATURE_NAMES``): hands, elbows and chest."""
+    j, hl, sw = f.at, HUMERUS_LENGTH, SHOULDER_WIDTH
+    return [
+        f.moving_across("neck", "right_hip", "left_hip", "right_wrist", 1.8 * hl),
+        f.moving_across("neck", "left_hip", "right_hip", "left_wrist", 1.8 * hl),
+        f.beyond_offset(j("spine3"), j("neck"), j("neck"), j("right_wrist"), 0.2 * hl),
+        f.beyond_offset(j("spine3"), j("neck"), j("neck"), j("left_wrist"), 0.2 * hl),
+        f.moving_along("spine1", "spine3", "spine3", 1.8 * hl),
+        f.moving_along("spine1", "spine3", "spine3", 1.8 * hl),
+        f.angle_within(j("right_elbow"), j("right_shoulder"), j("right_elbow"), j("right_wrist"), 0, 110),
+        f.angle_within(j("left_elbow"), j("left_shoulder"), j("left_elbow"), j("left_wrist"), 0, 110),
+        f.beyond_offset(j("left_shoulder"), j("right_shoulder"), j("left_wrist"), j("right_wrist"), 2.5 * sw),
+        f.moving_along("left_wrist", "right_wrist", "right_wrist", 1.4 * hl),
+        f.moving_along("right_wrist", "pelvis", "left_wrist", 1.4 * hl),
+        f.moving_along("left_wrist", "pelvis", "right_wrist", 1.4 * hl),
+        f.fast("right_wrist", 2.5 * hl),
+        f.fast("left_wrist", 2.5 * hl),
+    ]
+
+
+def _foot_tests(f: _FramePairs) -> list[np.ndarray]:
+    """Features 14-22: feet and knees."""
+    j, hl, hw = f.at, HUMERUS_LENGTH, HIP_WIDTH
+    return [
+        f.beyond_plane("pelvis", "left_hip", "left_foot", "right_ankle", 0.38 * hl),
+        f.beyond_plane("pelvis", "right_hip", "right_foot", "left_ankle", 0.38 * hl),
+        f.beyond_offset(f.origin, f.up, f.floor, j("right_ankle"), 1.2 * hl),
+        f.beyond_offset(f.origin, f.up, f.floor, j("left_ankle"), 1.2 * hl),
+        f.beyond_offset(j("left_hip"), j("right_hip"), j("left_ankle"), j("right_ankle"), 2.1 * hw),
+        f.angle_within(j("right_knee"), j("right_hip"), j("right_knee"), j("right_ankle"), 0, 110),
+        f.angle_within(j("left_knee"), j("left_hip"), j("left_knee"), j("left_ankle"), 0, 110),
+        f.fast("right_ankle", 2.5 * hl),
+        f.fast("left_ankle", 2.5 * hl),
+    ]
+
+
+def _whole_body_tests(f: _FramePairs) -> list[np.ndarray]:
+    """Features 23-31: limbs against the torso, the torso against the floor, the root."""
+    j, hl = f.at, HUMERUS_LENGTH
+    return [
+        f.angle_within(j("neck"), j("pelvis"), j("right_shoulder"), j("right_elbow"), 25, 180),
+        f.angle_within(j("neck"), j("pelvis"), j("left_shoulder"), j("left_elbow"), 25, 180),
+        f.angle_within(j("neck"), j("pelvis"), j("right_hip"), j("right_knee"), 50, 180),
+        f.angle_within(j("neck"), j("pelvis"), j("left_hip"), j("left_knee"), 50, 180),
+        f.beyond_plane("right_ankle", "neck", "left_ankle", "pelvis", 0.5 * hl),
+        f.angle_within(j("neck"), j("pelvis"), f.origin, f.up, 70, 110),
+        f.beyond_offset(f.origin, -f.up, f.floor, j("right_wrist"), -1.2 * hl),
+        f.beyond_offset(f.origin, -f.up, f.floor, j("left_wrist"), -1.2 * hl),
+        f.fast("pelvis", 2.3 * hl),
+    ]
 
 
 def extract_features(positions: np.ndarray, fps: float = 30.0,

@@ -360,9 +360,7 @@ def build_real_dataset(
     default ``<out_dir>_library.npz``. ``heldout_dir`` default ``<out_dir>_heldout``.
     Returns the manifest (also written to ``out_dir/real_manifest.json``).
     """
-    from backend.library.build import build_library
     from backend.library.sources import source_files
-    from backend.models.graph_generator import GraphGenerator
 
     if min(warps_per_piece, graph_synth, graph_excerpts, procedural_synth, procedural_excerpts,
            procedural_variations) < 0:
@@ -378,57 +376,12 @@ def build_real_dataset(
     if wanted is not None:
         files = [f for f in files if f.stem in wanted]
     out_dir.mkdir(parents=True, exist_ok=True)
-    started = time.time()
+    report = _Progress(progress, time.time())
 
-    # the training library (held-out trials excluded) and the full one for the reference
-    present_held_out = tuple(t for t in held_out if t in {f.stem for f in files})
-    build_library(mocap_dir, library_path, files=files, exclude=present_held_out)
-    library = load_library(library_path)
-    assert not set(library.clip_names) & {t for t in present_held_out}
-    heldout_minutes = 0.0
-    if present_held_out:
-        # the held-out trials imported exactly as the library imports them (floor, contacts), cached
-        held_path = library_path.with_name(library_path.stem + "_heldout.npz")
-        build_library(mocap_dir, held_path, files=[f for f in files if f.stem in present_held_out])
-        heldout_minutes = write_held_out(held_path, present_held_out, heldout_dir)
-
-    rows: list[dict] = []
-    pieces = library_pieces(library, clip_seconds)
+    library, present_held_out, heldout_minutes = _libraries(mocap_dir, files, held_out, library_path, heldout_dir)
     songs = [_load_song(name, path) for name, path in songs_found]
-    for k, piece in enumerate(pieces):
-        rng = np.random.default_rng([seed, 10, k])
-        row = _beat_synth(out_dir, piece, rng)
-        if row:
-            rows.append(row)
-        if songs:
-            for w in range(warps_per_piece):
-                song = songs[int(rng.integers(len(songs)))]
-                rows += _warps(out_dir, piece, song, rng, clip_seconds)
-        _report(progress, "real capture", k + 1, len(pieces), started)
-
-    graph = GraphGenerator(library)
-    for k in range(graph_synth):
-        rng = np.random.default_rng([seed, 11, k])
-        style = list(MUSIC_STYLES)[int(rng.integers(len(MUSIC_STYLES)))]
-        song = synthesize(float(rng.uniform(*MUSIC_STYLES[style].bpm)), clip_seconds, rng, SAMPLE_RATE, style=style)
-        clip = _graph_dance(graph, song.samples, int(rng.integers(2**31)), {})
-        name = f"graph_synth_{k:04d}_{style}_{int(round(song.bpm))}bpm_style-graph"
-        rows.append({"name": name, "part": "graph", "music": "synth", "music_style": style,
-                     "bpm": round(song.bpm, 1), "minutes": _write(out_dir, name, clip, song.samples)})
-        _report(progress, "graph (synth)", k + 1, graph_synth, started)
-    for s, song in enumerate(songs):
-        for k in range(graph_excerpts):
-            rng = np.random.default_rng([seed, 12, s, k])
-            duration = len(song.samples) / SAMPLE_RATE
-            offset = float(rng.uniform(0.03 * duration, max(0.03 * duration, 0.97 * duration - clip_seconds)))
-            a = int(offset * SAMPLE_RATE)
-            excerpt = song.samples[a:a + int(clip_seconds * SAMPLE_RATE)]
-            clip = _graph_dance(graph, excerpt, int(rng.integers(2**31)), {})
-            name = f"graph_{song.name}_{int(offset):03d}s_style-graph"
-            rows.append({"name": name, "part": "graph", "music": song.name, "offset_seconds": round(offset, 1),
-                         "minutes": _write(out_dir, name, clip, excerpt)})
-        _report(progress, "graph (songs)", s + 1, len(songs), started)
-
+    rows = _capture_rows(out_dir, library, songs, clip_seconds, warps_per_piece, seed, report)
+    rows += _graph_rows(out_dir, library, songs, clip_seconds, graph_synth, graph_excerpts, seed, report)
     if procedural_synth or (songs_found and procedural_excerpts and procedural_variations):
         build_procedural_dataset(out_dir, procedural_synth, clip_seconds, Path(music_dir) if songs_found else None,
                                  seed, excerpts_per_song=procedural_excerpts, variations=procedural_variations,
@@ -440,26 +393,109 @@ def build_real_dataset(
             shutil.copyfile(licence, out_dir / f"{licence.name}_{Path(music_dir).name}.txt")
     (out_dir / "CREDIT_cmu.txt").write_text(CREDIT_CMU + "\n")
 
-    parts = ("beat_synth", "warp", "graph", "procedural")
-    minutes = {p: round(sum(r["minutes"] for r in rows if r["part"] == p), 2) for p in parts}
-    total = sum(minutes.values()) or 1.0
     manifest = {
         "seed": seed, "clip_seconds": clip_seconds, "held_out": list(present_held_out),
         "held_out_minutes": round(heldout_minutes, 3), "heldout_dir": str(heldout_dir),
         "library": str(library_path), "library_trials": [n for n in library.clip_names if not n.endswith("_mirror")],
         "library_minutes": library.meta.get("minutes"), "songs": [n for n, _ in songs_found],
-        "counts": {p: sum(r["part"] == p for r in rows) for p in parts}, "minutes": minutes,
-        "share": {p: round(m / total, 3) for p, m in minutes.items()},
-        "build_seconds": round(time.time() - started, 1), "credit": CREDIT_CMU, "clips": rows,
+        **_part_totals(rows), "build_seconds": round(time.time() - report.started, 1), "credit": CREDIT_CMU,
+        "clips": rows,
     }
     (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=1))
     return manifest
 
 
-def _report(progress: bool, what: str, done: int, total: int, started: float) -> None:
-    if progress:
-        print(f"\r{what}: {done}/{total}, {time.time() - started:.0f} s", end="" if done < total else "\n",
-              file=sys.stderr, flush=True)
+def _libraries(mocap_dir: Path, files: list[Path], held_out: tuple[str, ...], library_path: Path,
+               heldout_dir: Path) -> tuple[MotionLibrary, tuple[str, ...], float]:
+    """The training library (held-out trials excluded), built or read from its cache, and
+    the held-out trials written as the reference; returns the library, the held-out
+    trials present among ``files`` and their minutes."""
+    from backend.library.build import build_library
+
+    present_held_out = tuple(t for t in held_out if t in {f.stem for f in files})
+    build_library(mocap_dir, library_path, files=files, exclude=present_held_out)
+    library = load_library(library_path)
+    assert not set(library.clip_names) & {t for t in present_held_out}
+    heldout_minutes = 0.0
+    if present_held_out:
+        # the held-out trials imported exactly as the library imports them (floor, contacts), cached
+        held_path = library_path.with_name(library_path.stem + "_heldout.npz")
+        build_library(mocap_dir, held_path, files=[f for f in files if f.stem in present_held_out])
+        heldout_minutes = write_held_out(held_path, present_held_out, heldout_dir)
+    return library, present_held_out, heldout_minutes
+
+
+def _capture_rows(out_dir: Path, library: MotionLibrary, songs: list[_Song], clip_seconds: float,
+                  warps_per_piece: int, seed: int, report: _Progress) -> list[dict]:
+    """The real capture, piece by piece: a song on its own beat grid, and warps onto the songs."""
+    rows: list[dict] = []
+    pieces = library_pieces(library, clip_seconds)
+    for k, piece in enumerate(pieces):
+        rng = np.random.default_rng([seed, 10, k])
+        row = _beat_synth(out_dir, piece, rng)
+        if row:
+            rows.append(row)
+        if songs:
+            for _ in range(warps_per_piece):
+                song = songs[int(rng.integers(len(songs)))]
+                rows += _warps(out_dir, piece, song, rng, clip_seconds)
+        report("real capture", k + 1, len(pieces))
+    return rows
+
+
+def _graph_rows(out_dir: Path, library: MotionLibrary, songs: list[_Song], clip_seconds: float,
+                graph_synth: int, graph_excerpts: int, seed: int, report: _Progress) -> list[dict]:
+    """The graph model's dances from ``library``: to synthesised songs, then to excerpts of ``songs``."""
+    from backend.models.graph_generator import GraphGenerator
+
+    rows: list[dict] = []
+    graph = GraphGenerator(library)
+    for k in range(graph_synth):
+        rng = np.random.default_rng([seed, 11, k])
+        style = list(MUSIC_STYLES)[int(rng.integers(len(MUSIC_STYLES)))]
+        song = synthesize(float(rng.uniform(*MUSIC_STYLES[style].bpm)), clip_seconds, rng, SAMPLE_RATE, style=style)
+        clip = _graph_dance(graph, song.samples, int(rng.integers(2**31)), {})
+        name = f"graph_synth_{k:04d}_{style}_{int(round(song.bpm))}bpm_style-graph"
+        rows.append({"name": name, "part": "graph", "music": "synth", "music_style": style,
+                     "bpm": round(song.bpm, 1), "minutes": _write(out_dir, name, clip, song.samples)})
+        report("graph (synth)", k + 1, graph_synth)
+    for s, song in enumerate(songs):
+        for k in range(graph_excerpts):
+            rng = np.random.default_rng([seed, 12, s, k])
+            duration = len(song.samples) / SAMPLE_RATE
+            offset = float(rng.uniform(0.03 * duration, max(0.03 * duration, 0.97 * duration - clip_seconds)))
+            a = int(offset * SAMPLE_RATE)
+            excerpt = song.samples[a:a + int(clip_seconds * SAMPLE_RATE)]
+            clip = _graph_dance(graph, excerpt, int(rng.integers(2**31)), {})
+            name = f"graph_{song.name}_{int(offset):03d}s_style-graph"
+            rows.append({"name": name, "part": "graph", "music": song.name, "offset_seconds": round(offset, 1),
+                         "minutes": _write(out_dir, name, clip, excerpt)})
+        report("graph (songs)", s + 1, len(songs))
+    return rows
+
+
+_PARTS = ("beat_synth", "warp", "graph", "procedural")
+
+
+def _part_totals(rows: list[dict]) -> dict:
+    """The manifest's counts, minutes and share of minutes per part."""
+    minutes = {p: round(sum(r["minutes"] for r in rows if r["part"] == p), 2) for p in _PARTS}
+    total = sum(minutes.values()) or 1.0
+    return {"counts": {p: sum(r["part"] == p for r in rows) for p in _PARTS}, "minutes": minutes,
+            "share": {p: round(m / total, 3) for p, m in minutes.items()}}
+
+
+@dataclass(frozen=True)
+class _Progress:
+    """Progress lines on stderr while ``show``; ``started`` also times the build."""
+
+    show: bool
+    started: float
+
+    def __call__(self, what: str, done: int, total: int) -> None:
+        if self.show:
+            print(f"\r{what}: {done}/{total}, {time.time() - self.started:.0f} s", end="" if done < total else "\n",
+                  file=sys.stderr, flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:

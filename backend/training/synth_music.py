@@ -225,6 +225,25 @@ def _midi_hz(note: float) -> float:
     return 440.0 * 2.0 ** ((note - 69.0) / 12.0)
 
 
+@dataclass(frozen=True)
+class _Palette:
+    """What a song draws once and every bar plays with: key, mode, chords, sounds, melody."""
+
+    scale: np.ndarray  # semitones of the mode's seven degrees
+    key: int  # MIDI note of the bass root
+    progression: tuple[int, ...]  # scale degree of each bar's chord, cycled
+    hat_step: float
+    pad_shape: str
+    lead_shape: str
+    bass_shape: str
+    brightness: float  # 0..1, opens every tonal filter
+    melody: list[list[tuple[float, int]]]  # per bar of two: (position in beats, step above the chord root)
+
+    def degree(self, d: int) -> int:
+        """Semitones above the key of scale degree ``d`` (past 6: the octaves above)."""
+        return int(self.scale[d % 7] + 12 * (d // 7))
+
+
 class _Renderer:
     """One song: palette, harmony and section plan drawn from ``rng``, then rendered."""
 
@@ -331,15 +350,32 @@ class _Renderer:
         return plan[: self.num_bars]
 
     def render(self) -> SynthSong:
-        rng, style, sr = self.rng, self.style, self.sr
         drums = self._make_drums()
         plan = self._section_plan()
+        palette = self._palette()
+        for bar, section in enumerate(plan):
+            self._play_drums(bar, section, plan, drums, palette.hat_step)
+            self._play_notes(bar, section, palette)
+        samples = self._master(self._mix(palette.brightness))
 
+        if self.grid is None:
+            beat_times = self.start + self.beat * np.arange(int(np.ceil((self.seconds - self.start) / self.beat)))
+        else:
+            beat_times = self.grid
+        beat_times = beat_times[beat_times < self.seconds]
+        sections = [(self._time(b, 0), s) for b, s in enumerate(plan) if b == 0 or plan[b - 1] != s]
+        return SynthSong(samples=samples, sample_rate=self.sr, bpm=self.bpm, beat_times=beat_times,
+                         beats_per_bar=self.style.beats_per_bar, style=self.style.name,
+                         sections=[(max(0.0, t), s) for t, s in sections if t < self.seconds])
+
+    def _palette(self) -> _Palette:
+        """Key, mode, chords, sounds and melody of the song, drawn in this order from ``rng``."""
+        rng = self.rng
         mode = str(rng.choice(["major", "minor"]))
         scale = np.array(_SCALES[mode])
         key = int(rng.integers(40, 52))  # bass root, E2..D#3
         progression = _PROGRESSIONS[mode][int(rng.integers(len(_PROGRESSIONS[mode])))]
-        hat_step = style.hat_step
+        hat_step = self.style.hat_step
         if hat_step and rng.random() < 0.3:  # busier or sparser hats than the style's default
             hat_step = float(rng.choice([0.25, 0.5, 1.0]))
         pad_shape = str(rng.choice(["saw", "square", "triangle", "sine"]))
@@ -347,64 +383,77 @@ class _Renderer:
         bass_shape = str(rng.choice(["saw", "square", "sine"]))
         brightness = float(rng.uniform(0.0, 1.0))  # opens every tonal filter
         melody = self._motif(scale)
+        return _Palette(scale, key, progression, hat_step, pad_shape, lead_shape, bass_shape, brightness, melody)
 
-        def degree(d: int) -> int:
-            return int(scale[d % 7] + 12 * (d // 7))
+    def _play_drums(self, bar: int, section: str, plan: list[str], drums: dict[str, np.ndarray],
+                    hat_step: float) -> None:
+        """The bar's drum hits: kick, snare, a roll at the end of a build, a crash on a
+        drop, hats and percussion, as the section's layers allow."""
+        rng, style = self.rng, self.style
+        layers = SECTIONS[section]
+        gain = layers["gain"]
+        if layers["kick"]:
+            for p in style.kick:
+                self._add("drums", drums["kick"], self._time(bar, p), gain * rng.uniform(0.9, 1.0))
+        if layers["snare"]:
+            for p in style.snare:
+                self._add("drums", drums["snare"], self._time(bar, p), 0.7 * gain * rng.uniform(0.85, 1.0))
+        if section == "build" and (bar + 1 == len(plan) or plan[bar + 1] != "build"):
+            steps = int(style.beats_per_bar * 4)
+            for k in range(steps):
+                self._add("drums", drums["roll"], self._time(bar, k * 0.25), 0.2 + 0.5 * k / steps)
+        if section == "drop" and (bar == 0 or plan[bar - 1] != "drop"):
+            self._add("drums", drums["crash"], self._time(bar, 0), 0.5)
+        if layers["hats"] and hat_step:
+            for p in np.arange(0.0, style.beats_per_bar, hat_step):
+                accent = 1.0 if p % 1.0 == 0 else 0.7
+                level = 0.35 * gain * accent * rng.uniform(0.8, 1.0)
+                self._add("drums", drums["hat"], self._time(bar, float(p)), level)
+            for p in style.open_hat:
+                self._add("drums", drums["open_hat"], self._time(bar, p), 0.3 * gain)
+        if layers["perc"]:
+            for p in style.perc:
+                self._add("drums", drums["perc"], self._time(bar, p), 0.3 * gain)
 
-        for bar, section in enumerate(plan):
-            layers = SECTIONS[section]
-            gain = layers["gain"]
-            chord_root = progression[bar % len(progression)]
-            triad = [degree(chord_root + k) for k in (0, 2, 4)]
-            if layers["kick"]:
-                for p in style.kick:
-                    self._add("drums", drums["kick"], self._time(bar, p), gain * rng.uniform(0.9, 1.0))
-            if layers["snare"]:
-                for p in style.snare:
-                    self._add("drums", drums["snare"], self._time(bar, p), 0.7 * gain * rng.uniform(0.85, 1.0))
-            if section == "build" and (bar + 1 == len(plan) or plan[bar + 1] != "build"):
-                steps = int(style.beats_per_bar * 4)
-                for k in range(steps):
-                    self._add("drums", drums["roll"], self._time(bar, k * 0.25), 0.2 + 0.5 * k / steps)
-            if section == "drop" and (bar == 0 or plan[bar - 1] != "drop"):
-                self._add("drums", drums["crash"], self._time(bar, 0), 0.5)
-            if layers["hats"] and hat_step:
-                for p in np.arange(0.0, style.beats_per_bar, hat_step):
-                    accent = 1.0 if p % 1.0 == 0 else 0.7
-                    level = 0.35 * gain * accent * rng.uniform(0.8, 1.0)
-                    self._add("drums", drums["hat"], self._time(bar, float(p)), level)
-                for p in style.open_hat:
-                    self._add("drums", drums["open_hat"], self._time(bar, p), 0.3 * gain)
-            if layers["perc"]:
-                for p in style.perc:
-                    self._add("drums", drums["perc"], self._time(bar, p), 0.3 * gain)
-            if layers["bass"]:
-                onsets = style.bass
-                for i, p in enumerate(onsets):
-                    end = onsets[i + 1] if i + 1 < len(onsets) else style.beats_per_bar
-                    octave = 12 if (style.name == "funk" and i % 2) else 0
-                    self._note("bass", key + triad[0] + octave, self._time(bar, p),
-                               0.85 * (end - p) * self.beat, 0.55 * gain, bass_shape)
-            if layers["chords"]:
-                voicing = [key + 12 + n for n in triad] + ([key + 24 + triad[0]] if rng.random() < 0.5 else [])
-                if style.chords:
-                    for p in style.chords:
-                        for note in voicing:
-                            self._note("chords", note, self._time(bar, p), 0.4 * self.beat, 0.16 * gain, pad_shape)
-                else:
+    def _play_notes(self, bar: int, section: str, palette: _Palette) -> None:
+        """The bar's bass line, chords, power chords and melody, on the bar's chord."""
+        rng, style = self.rng, self.style
+        layers = SECTIONS[section]
+        gain = layers["gain"]
+        key = palette.key
+        chord_root = palette.progression[bar % len(palette.progression)]
+        triad = [palette.degree(chord_root + k) for k in (0, 2, 4)]
+        if layers["bass"]:
+            onsets = style.bass
+            for i, p in enumerate(onsets):
+                end = onsets[i + 1] if i + 1 < len(onsets) else style.beats_per_bar
+                octave = 12 if (style.name == "funk" and i % 2) else 0
+                self._note("bass", key + triad[0] + octave, self._time(bar, p),
+                           0.85 * (end - p) * self.beat, 0.55 * gain, palette.bass_shape)
+        if layers["chords"]:
+            voicing = [key + 12 + n for n in triad] + ([key + 24 + triad[0]] if rng.random() < 0.5 else [])
+            if style.chords:
+                for p in style.chords:
                     for note in voicing:
-                        self._note("chords", note, self._time(bar, 0), self.bar, 0.12 * gain, pad_shape,
-                                   attack=0.25 * self.bar, detune=0.004)
-            if layers["guitar"] and style.guitar:
-                power = [key + 12 + triad[0], key + 19 + triad[0]]
-                for p in _EIGHTHS[: 2 * style.beats_per_bar]:
-                    for note in power:
-                        self._note("guitar", note, self._time(bar, p), 0.45 * self.beat, 0.35 * gain, "saw")
-            if layers["lead"]:
-                for p, step in melody[bar % 2]:
-                    self._note("lead", key + 24 + degree(chord_root + step), self._time(bar, p),
-                               0.45 * self.beat, 0.2 * gain, lead_shape)
+                        self._note("chords", note, self._time(bar, p), 0.4 * self.beat, 0.16 * gain,
+                                   palette.pad_shape)
+            else:
+                for note in voicing:
+                    self._note("chords", note, self._time(bar, 0), self.bar, 0.12 * gain, palette.pad_shape,
+                               attack=0.25 * self.bar, detune=0.004)
+        if layers["guitar"] and style.guitar:
+            power = [key + 12 + triad[0], key + 19 + triad[0]]
+            for p in _EIGHTHS[: 2 * style.beats_per_bar]:
+                for note in power:
+                    self._note("guitar", note, self._time(bar, p), 0.45 * self.beat, 0.35 * gain, "saw")
+        if layers["lead"]:
+            for p, step in palette.melody[bar % 2]:
+                self._note("lead", key + 24 + palette.degree(chord_root + step), self._time(bar, p),
+                           0.45 * self.beat, 0.2 * gain, palette.lead_shape)
 
+    def _mix(self, brightness: float) -> np.ndarray:
+        """The tracks summed, each tonal one low-passed (more open the brighter the song), the guitar distorted."""
+        sr = self.sr
         mix = np.zeros(self.n)
         cut = 1.0 + brightness
         filters = {"bass": ("lowpass", 250 * cut), "chords": ("lowpass", 1500 * cut ** 2),
@@ -416,17 +465,7 @@ class _Renderer:
                 kind, freq = filters[name]
                 track = _filtered(track, sr, kind, min(freq, 0.45 * sr))
             mix += track
-        samples = self._master(mix)
-
-        if self.grid is None:
-            beat_times = self.start + self.beat * np.arange(int(np.ceil((self.seconds - self.start) / self.beat)))
-        else:
-            beat_times = self.grid
-        beat_times = beat_times[beat_times < self.seconds]
-        sections = [(self._time(b, 0), s) for b, s in enumerate(plan) if b == 0 or plan[b - 1] != s]
-        return SynthSong(samples=samples, sample_rate=sr, bpm=self.bpm, beat_times=beat_times,
-                         beats_per_bar=style.beats_per_bar, style=style.name,
-                         sections=[(max(0.0, t), s) for t, s in sections if t < self.seconds])
+        return mix
 
     def _motif(self, scale: np.ndarray) -> list[list[tuple[float, int]]]:
         """A two-bar melody: (position in beats, scale step above the chord root) per bar."""

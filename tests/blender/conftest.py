@@ -16,10 +16,10 @@ from typing import Iterator
 import bpy
 import pytest
 
+from backend.examples import EXAMPLE_SONG  # a path only: nothing of the backend runs in this process
 from protocol.launch import LaunchedBackend, launch_backend
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-EXAMPLE_SONG = REPO_ROOT / "backend" / "examples" / "metal_madness_excerpt.ogg"
 FAST_OPTIONS = {"steps": 2}
 """Generator options for tests that check plumbing, not dance quality."""
 
