@@ -356,8 +356,8 @@ def _add_train_arguments(p: argparse.ArgumentParser) -> None:
     d = TrainConfig(data="", out="")
     p.add_argument("data", help="dataset folder: AIST++ layout, BVH + audio pairs, or npz + audio pairs")
     p.add_argument("--out", required=True, help="run folder (checkpoint.pt, model.pt, loss_log.jsonl)")
-    from backend.training.recipes import RECIPES
-    p.add_argument("--model", default=d.model, choices=sorted(RECIPES),
+    from backend.models.registry import trained_models
+    p.add_argument("--model", default=d.model, choices=trained_models(),
                    help="which generator to train (docs/models.md)")
     p.add_argument("--steps", type=int, default=d.steps)
     p.add_argument("--batch-size", type=int, default=d.batch_size)

@@ -20,6 +20,10 @@ import numpy as np
 FPS: int = 30
 """Default motion frame rate (frames per second)."""
 
+UNKNOWN_STYLE: str = "unknown"
+"""The style of a clip whose dataset does not say one, and "any style" when sampling: index 0
+of every style vocabulary (training builds it; style-conditioned generators offer it)."""
+
 Y_UP_TO_Z_UP: np.ndarray = np.array(
     [[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]], dtype=np.float64
 )

@@ -6,8 +6,8 @@ Generates 30 s on each real song in ../shared/data/music/sectoid (a 30 s excerpt
 from 0:30) and on the bundled example, with two seeds, and reports the checks of
 ``backend.metrics.dance_report``. The whole model card is written by this script,
 so its figures always come from a run anyone can repeat. What each model is and its
-limits come from its training recipe (``card_about``, ``CARD_LIMITS`` in
-``backend/training/recipe_<model>.py``; the motion graph's from ``graph_generator``).
+limits come from its card module beside the model (``about``, ``LIMITS`` in
+``backend/models/<model>_card.py``, named by its registry entry).
 Every card also judges the model on seven held-out songs beside real dance capture
 (``benchmarks/dance_judge.py``) and shows a contact sheet (``docs/images/``).
 """
@@ -191,12 +191,8 @@ def write_card(out: Path, s: dict) -> None:
 
     if not MODELS[s["model"]].trained:
         return write_graph_card(out, s)
-    import importlib
-
-    from backend.training.recipes import RECIPES
-
     model, cfg, train = s["model"], s["config"], s["train_args"]
-    recipe = importlib.import_module(RECIPES[model])
+    card = MODELS[model].card_text()
     history = TRAINING_HISTORY.get(model) or (
         "How the bundled checkpoint was made (2 CPU cores, no GPU), on the same procedural build as "
         f"the default `edge` model (docs/model_card_edge.md):\n\n```bash\n{_train_command(model, train)}\n"
@@ -211,7 +207,7 @@ def write_card(out: Path, s: dict) -> None:
         "",
         "## What it is",
         "",
-        recipe.card_about(cfg),
+        card.about(cfg),
         "",
         "## What it was trained on",
         "",
@@ -249,7 +245,7 @@ def write_card(out: Path, s: dict) -> None:
         "",
         *_judged_lines(s, out),
     ]
-    _write(out, lines, recipe.CARD_LIMITS)
+    _write(out, lines, card.LIMITS)
 
 
 def _write(out: Path, lines: list[str], limits: tuple[str, ...] | list[str]) -> None:
@@ -262,9 +258,10 @@ def _write(out: Path, lines: list[str], limits: tuple[str, ...] | list[str]) -> 
 
 def write_graph_card(out: Path, s: dict) -> None:
     """The card of the motion graph: what its library holds instead of how it was trained."""
-    from backend.models import graph_generator
+    from backend.models.registry import MODELS
 
     model, info, rows = s["model"], s["describe"], s["rows"]
+    card = MODELS[model].card_text()
     mean = lambda k: float(np.mean([r[k] for r in rows]))  # noqa: E731
     lines = [
         f"# Model card: `{model}` (motion graph over real dance capture)",
@@ -274,7 +271,7 @@ def write_graph_card(out: Path, s: dict) -> None:
         "",
         "## What it is",
         "",
-        graph_generator.CARD_ABOUT,
+        card.about(s["config"]),
         "",
         "## What it dances from",
         "",
@@ -309,7 +306,7 @@ def write_graph_card(out: Path, s: dict) -> None:
         f"{s['style_distance_between_seeds']:.3f}.",
         "",
     ]
-    _write(out, lines, graph_generator.CARD_LIMITS)
+    _write(out, lines, card.LIMITS)
 
 
 def main() -> int:

@@ -7,9 +7,11 @@ import math
 import torch
 
 from backend.models.diffusion import (
-    GaussianDiffusion, Inpainting, LearnedVarianceDiffusion, cosine_alphas_cumprod, gaussian_nll, normal_kl,
+    GaussianDiffusion, Inpainting, LearnedVarianceDiffusion, cosine_alphas_cumprod, gaussian_nll, guided_denoiser,
+    normal_kl,
 )
 from backend.models.edge import EdgeConfig, EdgeDenoiser
+from backend.models.popdg import PopdgConfig, PopdgDenoiser
 
 
 def test_cosine_schedule_runs_from_signal_to_noise():
@@ -86,11 +88,48 @@ def test_denoiser_accepts_any_window_length_and_guidance_blends_two_passes():
     with torch.no_grad():
         cond = model(x, t, music)
         uncond = model(x, t, music, drop=torch.tensor([True]))
-        guided = model.guided_denoiser(music, 2.5)(x, t)
-        plain = model.guided_denoiser(music, 1.0)(x, t)
+        guided = guided_denoiser(model, music, 2.5)(x, t)
+        plain = guided_denoiser(model, music, 1.0)(x, t)
     torch.testing.assert_close(guided, uncond + 2.5 * (cond - uncond), atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(plain, cond, atol=1e-6, rtol=1e-6)
     assert not torch.allclose(cond, uncond)
+
+
+def test_guidance_takes_x0_from_a_network_that_also_predicts_a_variance():
+    torch.manual_seed(0)
+    cfg = PopdgConfig(d_model=32, num_layers=1, num_heads=2, music_layers=1, dropout=0.0)
+    model = PopdgDenoiser(cfg).eval()
+    with torch.no_grad():  # a trained null music, far from the encoded music
+        model.null_music.copy_(torch.randn(cfg.d_model))
+    music, x, t = torch.randn(1, 30, cfg.music_channels), torch.randn(1, 30, cfg.motion_channels), torch.tensor([40])
+    with torch.no_grad():
+        cond, _ = model(x, t, music)
+        uncond, _ = model(x, t, music, drop=torch.tensor([True]))
+        guided = guided_denoiser(model, music, 3.0)(x, t)
+    torch.testing.assert_close(guided, uncond + 3.0 * (cond - uncond), atol=1e-5, rtol=1e-5)
+    assert guided.shape == x.shape and not torch.allclose(cond, uncond)
+
+
+def test_the_training_step_noises_to_a_random_t_and_drops_the_music_at_its_rate():
+    diffusion = GaussianDiffusion(1000)
+    heard = []
+
+    def network(x_t, t, music, drop):
+        heard.append(drop)
+        return x_t + 1.0
+
+    x0, music = torch.randn(400, 6, 3), torch.randn(400, 6, 2)
+    t, x_t, prediction = diffusion.training_step(network, x0, music, 0.25, torch.Generator().manual_seed(4))
+    assert torch.equal(prediction, x_t + 1.0) and len(t.unique()) > 300
+    again = torch.Generator().manual_seed(4)  # the same draws, in the same order
+    t_again = diffusion.sample_timesteps(400, again)
+    assert torch.equal(t, t_again)
+    torch.testing.assert_close(x_t, diffusion.q_sample(x0, t, torch.randn(x0.shape, generator=again)))
+    assert torch.equal(heard[0], torch.rand(400, generator=again) < 0.25)
+    assert 0.18 < heard[0].float().mean() < 0.32
+    for rate, dropped in ((0.0, False), (1.0, True)):
+        diffusion.training_step(network, x0, music, rate, torch.Generator().manual_seed(5))
+        assert bool(heard[-1].all()) is dropped and bool(heard[-1].any()) is dropped
 
 
 # ---------------------------------------------------------------- improved DDPM (POPDG)

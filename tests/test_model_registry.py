@@ -1,8 +1,12 @@
-"""Every registered generator goes through the same doors: `choreo train --model NAME`
-with the shared loop, the registry's loader, the `Generator` interface, and a real
-server's `hello`, which lists each with its family, options and editing abilities."""
+"""Every registered generator goes through the same doors: its one registry entry, `choreo
+train --model NAME` with the shared loop, the registry's loader, the `Generator` interface,
+and a real server's `hello`, which lists each with its family, options and editing abilities."""
 
 from __future__ import annotations
+
+import ast
+import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,9 +14,9 @@ import pytest
 from backend.cli import main as choreo
 from backend.editing.masks import ABILITIES
 from backend.models.base import GenerationRequest
-from backend.models.checkpoint import load_checkpoint
-from backend.models.registry import MODELS, available_models, load_generator
-from backend.training.recipes import RECIPES
+from backend.models.checkpoint import StoredConfig, load_checkpoint
+from backend.models.registry import MODELS, available_models, load_generator, resolve, trained_models
+from backend.training.recipes import UnknownRecipeError, make_recipe
 from tests.server_fixtures import start_test_server
 from tests.test_training import _features, dataset  # noqa: F401  (the module's tiny dataset fixture)
 
@@ -20,8 +24,61 @@ from tests.test_training import _features, dataset  # noqa: F401  (the module's 
 TRAINED = [name for name in available_models() if MODELS[name].trained]
 
 
-def test_every_registered_model_has_a_recipe_and_bundled_checkpoints_are_small():
-    assert set(RECIPES) == {name for name, entry in MODELS.items() if entry.trained}
+REPO = Path(__file__).resolve().parents[1]
+FAMILIES = ("diffusion", "autoregressive", "motion_graph")
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_every_part_a_registry_entry_names_resolves(name):
+    """Adding a model is one entry: its generator, network, card and recipe are all found from it."""
+    entry = MODELS[name]
+    assert entry.name == name and entry.family in FAMILIES
+    generator = resolve(entry.generator)
+    if entry.network is None:
+        assert callable(generator.from_file)
+    else:
+        network = resolve(entry.network)
+        assert issubclass(network.config_type, StoredConfig) and dataclasses.is_dataclass(network.config_type)
+    card = entry.card_text()
+    assert card.__name__.startswith("backend.models.") and card.LIMITS and all(card.LIMITS)
+    if entry.trained:
+        recipe = make_recipe(name, {})
+        assert recipe.name == name and recipe.window_frames > 0
+        assert set(recipe.config()) >= {f.name for f in dataclasses.fields(resolve(entry.network).config_type)}
+        assert card.about(recipe.config())
+    else:
+        with pytest.raises(UnknownRecipeError):
+            make_recipe(name, {})
+        assert card.about({})
+
+
+def test_choreo_train_offers_exactly_the_trained_models():
+    assert trained_models() == sorted(name for name, entry in MODELS.items() if entry.recipe is not None)
+    assert set(trained_models()) == {"edge", "popdg", "fact", "dancenet"}
+    with pytest.raises(SystemExit):
+        choreo(["train", "DATA", "--out", "RUN", "--model", "graph"])
+
+
+def _imports(path: Path) -> set[str]:
+    """Every module a file imports, at any depth (function-level imports included)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+    return found
+
+
+def test_inference_never_imports_training():
+    """backend/models is what the server runs; the training package sits above it."""
+    offending = {f"{path.relative_to(REPO)} imports {module}"
+                 for path in sorted((REPO / "backend" / "models").rglob("*.py"))
+                 for module in _imports(path) if module == "backend.training" or module.startswith("backend.training.")}
+    assert not offending
+
+
+def test_the_default_model_is_bundled_and_bundled_checkpoints_are_small():
     assert "edge" in available_models()
     for name in available_models():
         assert MODELS[name].default_checkpoint.stat().st_size <= 20 * 1024 * 1024, name
@@ -35,7 +92,7 @@ def test_each_model_trains_with_the_shared_loop_and_streams_a_dance(model, datas
     saved = load_checkpoint(run / "model.pt")
     assert saved["model"] == model and saved["step"] == 2
     generator = load_generator(model, device="cpu", checkpoint=run / "model.pt")
-    assert generator.family == MODELS[model].family and generator.fps == 30
+    assert generator.family == MODELS[model].family and generator.name == model and generator.fps == 30
     frames = 90
     chunks = list(generator.generate(GenerationRequest(_features(frames / 30, seed=2), seed=1),
                                      lambda: False, lambda stage, fraction: None))

@@ -20,7 +20,8 @@ import torch
 from backend.cli import main as choreo
 from backend.models.base import Cancelled, GenerationRequest
 from backend.models.checkpoint import load_checkpoint
-from backend.models.edge_generator import EdgeGenerator, commit_point, plan_window
+from backend.models.edge_generator import commit_point, plan_window
+from backend.models.registry import load_generator
 from backend.music.audio import decode_audio
 from backend.music.features import FEATURE_SAMPLE_RATE, analyse_music
 
@@ -126,7 +127,7 @@ def _features(seconds: float, seed: int) -> np.ndarray:
 
 
 def test_generation_streams_windows_and_is_reproducible(trained):
-    gen = EdgeGenerator.from_checkpoint(trained / "model.pt")
+    gen = load_generator("edge", device="cpu", checkpoint=trained / "model.pt")
     features = _features(7.0, seed=1)  # 210 frames = several 60-frame windows
 
     def run(seed: int):
@@ -150,7 +151,7 @@ def test_generation_streams_windows_and_is_reproducible(trained):
 
 
 def test_generation_stops_within_one_step_when_asked(trained):
-    gen = EdgeGenerator.from_checkpoint(trained / "model.pt")
+    gen = load_generator("edge", device="cpu", checkpoint=trained / "model.pt")
     calls = []
 
     def should_stop() -> bool:

@@ -56,7 +56,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from backend.conventions import FPS
+from backend.conventions import FPS, UNKNOWN_STYLE
 from backend.models.checkpoint import StoredConfig
 from backend.motion.layout import ROOT, joint_rotation_slice
 from backend.motion.skeleton import JOINT_INDEX
@@ -105,7 +105,7 @@ class DanceNetConfig(StoredConfig):
     kernel_size: int = 2
     dilations: list[int] = field(default_factory=lambda: [1, 2, 4, 8, 16, 32, 1, 2, 4, 8, 16])
     mixtures: int = 4  # Gaussian components over the next frame
-    styles: list[str] = field(default_factory=lambda: ["unknown"])  # index 0 = any style
+    styles: list[str] = field(default_factory=lambda: [UNKNOWN_STYLE])  # index 0 = any style
     style_drop_prob: float = 0.3  # training: style replaced by "unknown" this often
     outright: str = "balance"  # channels predicted outright, not as offsets (outright_channels)
     input_noise: float = 0.05  # training: std of noise added to input frames (normalised units)
@@ -311,6 +311,8 @@ class MixtureHead(nn.Module):
 
 class DanceNet(nn.Module):
     """Previous frames + control signals -> a mixture over each next frame, causally."""
+
+    config_type = DanceNetConfig  # what a checkpoint's stored config rebuilds it from
 
     def __init__(self, cfg: DanceNetConfig) -> None:
         super().__init__()

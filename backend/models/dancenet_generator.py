@@ -32,18 +32,17 @@ them as it is drawn and the join last.
 from __future__ import annotations
 
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any, Iterator
 
 import torch
 from torch import Tensor
 
+from backend.conventions import UNKNOWN_STYLE
 from backend.editing.joins import BLEND_FRAMES
 from backend.models.autoregressive import DEFAULT_BLEND_FRAMES, blend_into_kept, standing_motion
 from backend.models.base import (
     Cancelled, EditRequest, GenerationRequest, MotionChunk, OptionSpec, ProgressCallback, StopCheck, description,
 )
-from backend.models.checkpoint import load_for_sampling
 from backend.models.loaded import LoadedGenerator
 from backend.models.dancenet import HEIGHT, DanceNet, DanceNetConfig, DanceNetStream, outright_channels
 from backend.motion.kinematics import forward_kinematics
@@ -51,7 +50,6 @@ from backend.motion.layout import ROOT
 from backend.motion.normalizer import Normalizer
 from backend.motion.rotations import rot6d_to_matrix
 from backend.motion.skeleton import SOLE_BELOW_FOOT_JOINT
-from backend.training.recipes import UNKNOWN_STYLE
 
 CHUNK_FRAMES = 20
 """Frames per streamed chunk (two thirds of a second at 30 fps)."""
@@ -115,12 +113,6 @@ class DanceNetGenerator(LoadedGenerator):
         self.cfg: DanceNetConfig = model.cfg
         self.styles: tuple[str, ...] = tuple(self.cfg.styles)
         self.options = dancenet_options(self.styles)
-
-    @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu",
-                        name: str = "dancenet") -> "DanceNetGenerator":
-        model, normalizer, info = load_for_sampling(path, DanceNetConfig, DanceNet)
-        return cls(model, normalizer, name=name, device=device, info=info)
 
     def describe(self) -> dict[str, Any]:
         return description(self, ("continuation", "range"),

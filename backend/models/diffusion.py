@@ -1,9 +1,9 @@
-"""The diffusion maths, in one place: noise schedule, forward noising, DDIM sampling.
+"""The diffusion maths, in one place: noise schedule, the training step, guidance, DDIM sampling.
 
-Every diffusion generator in Choreo (EDGE-style now, POPDG later) uses this module
-and only adds its own network. The network predicts the clean sample x0 (as EDGE
-does), which makes inpainting simple: known channels can be written straight into
-the prediction.
+Every diffusion model in Choreo (``edge``, ``popdg``) uses this module and only adds
+its own network, which must offer what ``MusicDenoiser`` says. The network predicts
+the clean sample x0 (as EDGE does), which makes inpainting simple: known channels
+can be written straight into the prediction.
 
 Sources of the formulas:
 * cosine schedule: Nichol & Dhariwal, "Improved Denoising Diffusion Probabilistic
@@ -22,13 +22,54 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable, Protocol
 
 import torch
 from torch import Tensor
 
 Denoiser = Callable[[Tensor, Tensor], Tensor]
-"""(x_t, t) -> predicted x0. Conditioning is bound in by the caller (a closure)."""
+"""(x_t, t) -> predicted x0. Conditioning is bound in by the caller (``guided_denoiser``)."""
+
+
+class MusicDenoiser(Protocol):
+    """What the maths here needs from a diffusion network conditioned on music.
+
+    Calling it predicts x0 from x_t (B, T, C), timesteps (B,) and music (B, T, D); rows
+    where ``drop`` is True hear the network's learned "no music" instead (classifier-free
+    guidance); ``music_tokens`` are ``encode_music``'s output, passed to skip the encoder.
+    A network that predicts more than x0 (POPDG's variance) returns a tuple, x0 first.
+    """
+
+    def encode_music(self, music: Tensor, drop: Tensor | None) -> Tensor: ...
+
+    def __call__(self, x_t: Tensor, t: Tensor, music: Tensor, drop: Tensor | None = None,
+                 music_tokens: Tensor | None = None) -> Any: ...
+
+
+def _x0(prediction: Tensor | tuple[Tensor, ...]) -> Tensor:
+    return prediction[0] if isinstance(prediction, tuple) else prediction
+
+
+def guided_denoiser(network: MusicDenoiser, music: Tensor, guidance: float) -> Denoiser:
+    """The sampler's (x_t, t) -> x0 with classifier-free guidance, the music encoded once.
+
+    guidance w: x0 = x0_uncond + w * (x0_cond - x0_uncond), both passes in one batch;
+    w = 1 is plain conditional sampling and skips the unconditional pass. Only x0 is
+    used: DDIM needs no variance.
+    """
+    b = music.shape[0]
+    if guidance == 1.0:
+        tokens = network.encode_music(music, None)
+        return lambda x, t: _x0(network(x, t, music, music_tokens=tokens))
+    drop = torch.cat([torch.zeros(b, dtype=torch.bool), torch.ones(b, dtype=torch.bool)]).to(music.device)
+    tokens = network.encode_music(torch.cat([music, music]), drop)
+
+    def denoise(x: Tensor, t: Tensor) -> Tensor:
+        out = _x0(network(torch.cat([x, x]), torch.cat([t, t]), music, music_tokens=tokens))
+        cond, uncond = out[:b], out[b:]
+        return uncond + guidance * (cond - uncond)
+
+    return denoise
 
 
 def cosine_alphas_cumprod(num_steps: int, s: float = 0.008) -> Tensor:
@@ -76,14 +117,21 @@ class GaussianDiffusion:
                          device: torch.device | str = "cpu") -> Tensor:
         return torch.randint(0, self.num_steps, (batch,), generator=generator, device=device)
 
-    def training_sample(self, x0: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
-        """A training step's input: a uniform random t per item and x0 noised to it.
+    def training_step(self, network: MusicDenoiser, x0: Tensor, music: Tensor, cond_drop_prob: float,
+                      generator: torch.Generator) -> tuple[Tensor, Tensor, Any]:
+        """A training step's forward pass: (t, x_t, the network's prediction).
 
-        ``generator`` is a CPU generator and the draws move to x0's device afterwards,
-        so a seed gives the same training run on any device.
+        A uniform random t per item, x0 noised to it, and the music dropped for
+        ``cond_drop_prob`` of the batch, which is how the network learns the
+        unconditional prediction that guidance needs (Ho & Salimans; EDGE drops 25 %).
+        The losses on the prediction are the model's own. ``generator`` is a CPU
+        generator and the draws move to x0's device afterwards, so a seed gives the
+        same training run on any device.
         """
         t = self.sample_timesteps(x0.shape[0], generator).to(x0.device)
-        return t, self.q_sample(x0, t, torch.randn(x0.shape, generator=generator).to(x0.device))
+        x_t = self.q_sample(x0, t, torch.randn(x0.shape, generator=generator).to(x0.device))
+        drop = (torch.rand(x0.shape[0], generator=generator) < cond_drop_prob).to(x0.device)
+        return t, x_t, network(x_t, t, music, drop)
 
     def ddim_timesteps(self, steps: int) -> list[int]:
         """Evenly spaced timesteps from T-1 down to 0, ``steps`` of them."""

@@ -152,6 +152,10 @@ def timestep_embedding(t: Tensor, dim: int) -> Tensor:
 
 
 class EdgeDenoiser(nn.Module):
+    """Noisy motion x_t + diffusion time + music -> the clean motion x0 (``diffusion.MusicDenoiser``)."""
+
+    config_type = EdgeConfig  # what a checkpoint's stored config rebuilds it from
+
     def __init__(self, cfg: EdgeConfig) -> None:
         super().__init__()
         self.cfg = cfg
@@ -195,23 +199,3 @@ class EdgeDenoiser(nn.Module):
         for block in self.blocks:
             h = block(h, music_tokens, cond, rope)
         return self.motion_out(self.out_norm(h))
-
-    def guided_denoiser(self, music: Tensor, guidance: float):
-        """A (x_t, t) -> x0 closure with classifier-free guidance, music encoded once.
-
-        guidance w: x0 = x0_uncond + w * (x0_cond - x0_uncond); w = 1 is plain
-        conditional sampling and skips the unconditional pass.
-        """
-        b = music.shape[0]
-        if guidance == 1.0:
-            tokens = self.encode_music(music, None)
-            return lambda x, t: self(x, t, music, music_tokens=tokens)
-        drop = torch.cat([torch.zeros(b, dtype=torch.bool), torch.ones(b, dtype=torch.bool)]).to(music.device)
-        tokens = self.encode_music(torch.cat([music, music]), drop)
-
-        def denoise(x: Tensor, t: Tensor) -> Tensor:
-            out = self(torch.cat([x, x]), torch.cat([t, t]), music, music_tokens=tokens)
-            cond, uncond = out[:b], out[b:]
-            return uncond + guidance * (cond - uncond)
-
-        return denoise

@@ -23,21 +23,20 @@ we go one window at a time because animators watch the dance arrive.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
 import torch
+from torch import nn
 
 from backend.editing.joins import BRIDGE_FRAMES, join_runs
 from backend.editing.masks import ABILITIES, ROOT_COLUMN, contacts_kept
 from backend.models.base import (
     Cancelled, EditRequest, GenerationRequest, MotionChunk, OptionSpec, ProgressCallback, StopCheck, description,
 )
-from backend.models.checkpoint import load_for_sampling
 from backend.models.loaded import LoadedGenerator
-from backend.models.diffusion import GaussianDiffusion, Inpainting
-from backend.models.edge import EdgeConfig, EdgeDenoiser
+from backend.models.diffusion import GaussianDiffusion, Inpainting, guided_denoiser
+from backend.models.edge import EdgeConfig
 from backend.motion.kinematics import forward_kinematics
 from backend.motion.normalizer import Normalizer
 from backend.motion.rotations import rot6d_to_matrix
@@ -96,23 +95,22 @@ def commit_point(speed: torch.Tensor, first: int, end: int, total: int, search: 
 
 
 class EdgeGenerator(LoadedGenerator):
-    """A loaded EDGE-style model behind the ``Generator`` interface."""
+    """A loaded diffusion model behind the ``Generator`` interface: ``edge``, and ``popdg``.
+
+    Nothing here is specific to one network: any ``diffusion.MusicDenoiser`` whose config
+    has ``window_frames`` and ``diffusion_steps`` streams and edits the same way (POPDG's
+    variance head is for training; DDIM does not read it).
+    """
 
     family = "diffusion"
     options = OPTIONS
 
-    def __init__(self, model: EdgeDenoiser, normalizer: Normalizer, name: str = "edge",
+    def __init__(self, model: nn.Module, normalizer: Normalizer, name: str = "edge",
                  device: str | torch.device = "cpu", info: dict[str, Any] | None = None) -> None:
         super().__init__(model, normalizer, name, device, info)
-        self.cfg: EdgeConfig = model.cfg
+        self.cfg: EdgeConfig = model.cfg  # or a PopdgConfig: the fields used here are shared
         self.diffusion = GaussianDiffusion(self.cfg.diffusion_steps)
         self.edit_bridge_frames = BRIDGE_FRAMES  # benchmarks/edit_check.py tries others
-
-    @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu",
-                        name: str = "edge") -> "EdgeGenerator":
-        model, normalizer, info = load_for_sampling(path, EdgeConfig, EdgeDenoiser)
-        return cls(model, normalizer, name=name, device=device, info=info)
 
     def describe(self) -> dict[str, Any]:
         return description(self, ABILITIES, window_seconds=self.cfg.window_frames / self.fps, **self.info)
@@ -204,7 +202,7 @@ class EdgeGenerator(LoadedGenerator):
             if bool(held.any()):
                 mask = held.float().unsqueeze(0)
                 inpainting = Inpainting(known=made[start:end].unsqueeze(0) * mask, mask=mask)
-            denoise = self.model.guided_denoiser(features[start:end].unsqueeze(0), float(opts["guidance"]))
+            denoise = guided_denoiser(self.model, features[start:end].unsqueeze(0), float(opts["guidance"]))
             x0 = self.diffusion.ddim_sample(
                 denoise, (1, length, channels), int(opts["steps"]), generator=rng, device=self.device,
                 eta=float(opts["eta"]), inpainting=inpainting, on_step=on_step,

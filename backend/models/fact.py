@@ -141,6 +141,8 @@ class Fact(nn.Module):
     the motion on top of it.
     """
 
+    config_type = FactConfig  # what a checkpoint's stored config rebuilds it from
+
     def __init__(self, cfg: FactConfig) -> None:
         super().__init__()
         if cfg.seed_frames + cfg.predict_frames > cfg.music_frames:

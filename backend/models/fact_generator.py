@@ -50,7 +50,6 @@ from backend.models.autoregressive import DEFAULT_BLEND_FRAMES, blend_into_kept,
 from backend.models.base import (
     Cancelled, EditRequest, GenerationRequest, MotionChunk, OptionSpec, ProgressCallback, StopCheck, description,
 )
-from backend.models.checkpoint import load_for_sampling
 from backend.models.loaded import LoadedGenerator
 from backend.models.fact import Fact, FactConfig
 from backend.motion.kinematics import forward_kinematics
@@ -125,14 +124,7 @@ class FactGenerator(LoadedGenerator):
                        description="Editing: frames over which a regenerated range joins the kept motion "
                                    "around it"),
         )
-
-    @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu",
-                        name: str = "fact") -> "FactGenerator":
-        model, normalizer, info = load_for_sampling(path, FactConfig, Fact)
-        generator = cls(model, normalizer, name=name, device=device, info=info)
-        generator._seed_candidates()  # load the seed library now, not in the first request's time
-        return generator
+        self._seed_candidates()  # load the seed library now, not in the first request's time
 
     def describe(self) -> dict[str, Any]:
         return description(self, ("continuation", "range"),

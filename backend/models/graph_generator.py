@@ -22,7 +22,6 @@ Edits:
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -45,31 +44,6 @@ from backend.motion.contacts import contact_labels
 from backend.motion.kinematics import forward_kinematics_np
 from backend.motion.skeleton import FOOT_CONTACT_JOINTS, NUM_JOINTS
 
-CARD_ABOUT = (
-    "A motion graph over real dance capture, put on the music's beats (after ChoreoMaster, Chen et al., "
-    "SIGGRAPH 2021). The library's segments run from one kinematic beat (a minimum of joint speed) to the "
-    "next; transitions join segments whose poses and velocities match. For a song, a beam search over the "
-    "music's beats picks the path (`backend/models/graph_plan.py`): each segment lands on one or two beats, "
-    "time-warped by at most 20 %; its speed follows the song's loudness; no segment or its mirror repeats "
-    "within 20 s; the dancer stays within the travel radius; the seed picks the opening. Cuts fade over "
-    "0.4 s or longer with planted feet held, and toes that would sweep low over the floor are lifted by "
-    "two-bone IK (`backend/models/graph_synthesis.py`). It streams a window of beats at a time and edits "
-    "like the networks: continuation, a range pinned at both ends, and a body part over the kept rest.")
-
-CARD_LIMITS = (
-    "It can only dance what was captured: 19 minutes of modern dance, free dance, partnered salsa and "
-    "breakdance. Salsa is most of it, and its hands reach for a partner who is not there (with style "
-    "\"any\" it pays a little, so solo dance leads where it fits).",
-    "Fast songs (above about 150 BPM) are mostly danced one segment per two beats: few captured steps "
-    "are short enough for every beat within 20 % of warp, so the beat-alignment margin is smallest there.",
-    "A range edit meets the kept motion after it by fading the last 0.4 s and by pulling the floor "
-    "position across the whole range; a path that wandered far shows as a slow glide over the range.",
-    "A body-part edit takes the regenerated joints from a path chosen for the whole body; it does not "
-    "look for captures whose kept part matches the kept motion.",
-    "Energy follows loudness rank within the song between 0.62 and 0.78 m/s of mean joint speed (the "
-    "`energy` option scales it): a quiet song is not danced smaller than a loud one, only its quiet "
-    "passages are.",
-)
 
 CHUNK_FRAMES = 15
 """Frames per streamed chunk (half a second)."""
@@ -101,7 +75,9 @@ class GraphGenerator:
         )
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str = "cpu", name: str = "graph") -> "GraphGenerator":
+    def from_file(cls, path: str | Path, name: str = "graph") -> "GraphGenerator":
+        """The generator over the motion library at ``path`` (no network: the registry's
+        generic loader hands its file to it, and it runs on the CPU whatever the device)."""
         library = load_library(path)
         meta = library.meta
         info = {"checkpoint": Path(path).name, "library_minutes": meta.get("minutes"),

@@ -258,6 +258,10 @@ class DecoderBlock(nn.Module):
 
 
 class PopdgDenoiser(nn.Module):
+    """Noisy motion x_t + diffusion time + music -> x0 and the variance (``diffusion.MusicDenoiser``)."""
+
+    config_type = PopdgConfig  # what a checkpoint's stored config rebuilds it from
+
     def __init__(self, cfg: PopdgConfig) -> None:
         super().__init__()
         self.cfg = cfg
@@ -312,23 +316,3 @@ class PopdgDenoiser(nn.Module):
             h = block(h, music_tokens, cond, rope)
         h = self.out_norm(h)
         return self.motion_out(h), torch.sigmoid(self.variance_out(h))
-
-    def guided_denoiser(self, music: Tensor, guidance: float):
-        """A (x_t, t) -> x0 closure with classifier-free guidance, music encoded once.
-
-        guidance w: x0 = x0_uncond + w * (x0_cond - x0_uncond); w = 1 is plain
-        conditional sampling and skips the unconditional pass. DDIM needs no variance.
-        """
-        b = music.shape[0]
-        if guidance == 1.0:
-            tokens = self.encode_music(music, None)
-            return lambda x, t: self(x, t, music, music_tokens=tokens)[0]
-        drop = torch.cat([torch.zeros(b, dtype=torch.bool), torch.ones(b, dtype=torch.bool)]).to(music.device)
-        tokens = self.encode_music(torch.cat([music, music]), drop)
-
-        def denoise(x: Tensor, t: Tensor) -> Tensor:
-            out = self(torch.cat([x, x]), torch.cat([t, t]), music, music_tokens=tokens)[0]
-            cond, uncond = out[:b], out[b:]
-            return uncond + guidance * (cond - uncond)
-
-        return denoise

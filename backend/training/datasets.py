@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from backend.conventions import FPS
+from backend.conventions import FPS, UNKNOWN_STYLE
 from backend.motion.aist import (
     AUDIO_EXTENSIONS, AistError, is_aist_folder, list_aist_sequences, load_aist_motion,
 )
@@ -49,7 +49,7 @@ AIST_GENRES: dict[str, str] = {
 
 
 def style_of(name: str) -> str:
-    """A clip's style label, read from its name; ``"unknown"`` when the name says none.
+    """A clip's style label, read from its name; ``UNKNOWN_STYLE`` when the name says none.
 
     * AIST++ ``gBR_sBM_cAll_d04_mBR0_ch01`` -> its genre (``AIST_GENRES``);
     * our procedural build: ``synth_0001_latin_93bpm`` -> the synthesised style,
@@ -68,7 +68,7 @@ def style_of(name: str) -> str:
     for token in tokens:
         if token.startswith("style-") and len(token) > len("style-"):
             return token[len("style-"):].lower()
-    return "unknown"
+    return UNKNOWN_STYLE
 
 
 @dataclass

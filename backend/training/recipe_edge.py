@@ -1,7 +1,7 @@
 """Training recipe of the EDGE-style diffusion model: noise a window, predict x0, EDGE's losses.
 
 Classifier-free guidance is learned by dropping the music for ``cond_drop_prob`` of
-the batch (Tseng et al., CVPR 2023).
+the batch (Tseng et al., CVPR 2023; ``diffusion.GaussianDiffusion.training_step``).
 """
 
 from __future__ import annotations
@@ -36,33 +36,8 @@ class EdgeRecipe:
         return self.cfg.to_dict()
 
     def losses(self, net: nn.Module, batch: Batch, gen: torch.Generator) -> dict[str, Tensor]:
-        x0 = batch.motion
-        t, x_t = self.diffusion.training_sample(x0, gen)
-        drop = (torch.rand(x0.shape[0], generator=gen) < self.cfg.cond_drop_prob).to(x0.device)
-        return edge_losses(net(x_t, t, batch.music, drop), x0, self.layout, batch.denormalize, self.weights)
-
-
-def card_about(cfg: dict[str, Any]) -> str:
-    """The model card's "What it is" (benchmarks/dance_check.py)."""
-    return (f"An EDGE-style diffusion transformer (`backend/models/edge.py`): width {cfg['d_model']}, "
-            f"{cfg['num_layers']} decoder layers, {cfg['num_heads']} heads, {cfg['music_layers']} music-encoder "
-            f"layers, {cfg['window_frames']}-frame windows at {cfg['fps']} fps, motion layout `{cfg['layout']}` "
-            f"({cfg['motion_channels']} channels), cosine schedule with {cfg['diffusion_steps']} steps, "
-            "sampled with DDIM. Long songs are generated window by window, each held to the last "
-            "(`backend/models/edge_generator.py`). It is small on purpose: it must run on two CPU cores "
-            "faster than real time (see docs/benchmarks.md).")
-
-
-CARD_LIMITS: tuple[str, ...] = (
-    "It dances the vocabulary of the procedural data (grooves, steps, arm moves, turns), not the "
-    "range of real dancers; train on AIST++ or FineDance (`choreo train`) for that.",
-    "Hands and fingers are not animated (the SMPL hand joints follow the wrists).",
-    "It has seen only the music of its training set: synthesised styles and four rock songs.",
-    "Seams fall on the stillest frame of each window's last second and are joined in position "
-    "and speed; in the frames after a seam the network's own motion can still speed up as fast "
-    "as the dance does elsewhere, which reads as a quick move rather than a pop.",
-    "Its style is staccato: like its training data, it nearly stops on every beat.",
-)
+        _, _, x0_pred = self.diffusion.training_step(net, batch.motion, batch.music, self.cfg.cond_drop_prob, gen)
+        return edge_losses(x0_pred, batch.motion, self.layout, batch.denormalize, self.weights)
 
 
 def make(config: dict[str, Any]) -> EdgeRecipe:

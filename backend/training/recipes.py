@@ -4,9 +4,9 @@ The training loop (``backend/training/train.py``) owns everything models share:
 loading and caching the dataset, the normaliser, random windows, the optimiser, the
 EMA copy, logging, checkpoints and multi-process training. A model brings a
 *recipe*: which motion layout and window length its data needs, how to build the
-network, and how to compute its losses on a batch. Adding a generator to training
-means writing ``backend/training/recipe_<name>.py`` with a ``make(config)`` function
-and naming it in ``RECIPES``.
+network, and how to compute its losses on a batch. A model's recipe is the module
+its registry entry names (``backend.models.registry``, ``ModelEntry.recipe``):
+``backend/training/recipe_<name>.py``, with a ``make(config)`` function.
 
 A recipe's ``config()`` is stored in the checkpoint as plain values and must be
 enough, with the weights, for the model's generator to rebuild the network.
@@ -20,18 +20,8 @@ from typing import Any, Callable, Protocol
 
 from torch import Tensor, nn
 
+from backend.models.registry import MODELS, trained_models
 from backend.motion.layout import MotionLayout
-
-RECIPES: dict[str, str] = {
-    "edge": "backend.training.recipe_edge",
-    "popdg": "backend.training.recipe_popdg",
-    "fact": "backend.training.recipe_fact",
-    "dancenet": "backend.training.recipe_dancenet",
-}
-"""Model name -> the module whose ``make(config: dict) -> Recipe`` builds its recipe."""
-
-UNKNOWN_STYLE = "unknown"
-"""Style index 0: clips whose style the dataset does not say, and "any style" at sampling."""
 
 
 @dataclass
@@ -41,7 +31,7 @@ class Batch:
     motion: (B, W, C) normalised channels of the recipe's layout
     music: (B, W, 35) music features (docs/music_features.md)
     style: (B,) long, each clip's index into the style vocabulary given to ``build``
-        (0 = ``UNKNOWN_STYLE``)
+        (0 = ``conventions.UNKNOWN_STYLE``)
     denormalize: normalised channels -> metres and 6D rotations (for FK-based losses)
     """
 
@@ -58,7 +48,7 @@ class Recipe(Protocol):
 
     def build(self, styles: tuple[str, ...]) -> nn.Module:
         """The network, for a dataset whose style vocabulary is ``styles`` (styles[0] is
-        ``UNKNOWN_STYLE``); a model without style conditioning ignores it."""
+        ``conventions.UNKNOWN_STYLE``); a model without style conditioning ignores it."""
         ...
 
     def config(self) -> dict[str, Any]:
@@ -78,6 +68,7 @@ class UnknownRecipeError(KeyError):
 
 def make_recipe(model: str, config: dict[str, Any]) -> Recipe:
     """The recipe of ``model`` with ``config`` overriding its defaults."""
-    if model not in RECIPES:
-        raise UnknownRecipeError(f"no training recipe for model {model!r}; known: {', '.join(sorted(RECIPES))}")
-    return importlib.import_module(RECIPES[model]).make(dict(config))
+    entry = MODELS.get(model)
+    if entry is None or entry.recipe is None:
+        raise UnknownRecipeError(f"no training recipe for model {model!r}; known: {', '.join(trained_models())}")
+    return importlib.import_module(entry.recipe).make(dict(config))

@@ -33,12 +33,12 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
-from backend.conventions import FPS
+from backend.conventions import FPS, UNKNOWN_STYLE
 from backend.models.checkpoint import load_checkpoint, save_checkpoint
 from backend.motion.layout import MotionLayout
 from backend.motion.normalizer import Normalizer
 from backend.training.datasets import style_of
-from backend.training.recipes import UNKNOWN_STYLE, Batch, Recipe, make_recipe
+from backend.training.recipes import Batch, Recipe, make_recipe
 
 log = logging.getLogger("choreo.train")
 
