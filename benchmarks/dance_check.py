@@ -65,8 +65,8 @@ PROCEDURAL_ONLY_COMMIT = "b72edfe"
 
 def _training_lines(model: str, train: dict, manifest: dict | None, history: str) -> list[str]:
     """"What it was trained on": the real-capture build (docs/real_data.md) when the checkpoint
-    was trained on one, with the procedural start it was fine-tuned from; else the procedural set."""
-    if not manifest:
+    was trained on that build (its stored data folder is the one given), with the procedural start it was fine-tuned from; else the procedural set."""
+    if not manifest or Path(str(train.get("data", ""))).name != Path(str(manifest.get("data_dir", ""))).name:
         return ["The procedural dataset of `backend/training/build_dataset.py` (docs/procedural_data.md): "
                 "beat-synchronised dances made by rule on synthesised songs of many styles and tempos and on "
                 "excerpts of the four MIT-licensed Sectoid songs. No motion capture and no third-party dance "
@@ -152,7 +152,8 @@ def run(model: str, checkpoint: Path | None, out: Path, data: Path | None = None
         "judged": judged,
         "reference": reference(),
         "describe": generator.describe(),
-        "manifest": json.loads(manifest_path.read_text()) if manifest_path and manifest_path.exists() else None,
+        "manifest": ({**json.loads(manifest_path.read_text()), "data_dir": str(data)}
+                     if manifest_path and manifest_path.exists() else None),
         "compare": json.loads(compare.read_text()) if compare is not None else None,
     }
     saved = REPO / "out" / "dance_check" / f"{model}.json"
