@@ -69,7 +69,6 @@ def test_the_reader_sees_imports_in_function_bodies_and_relative_ones():
     assert any(name.startswith("blender_addon.core") for name in addon["blender_addon.operators"])
 
 
-@pytest.mark.xfail(strict=True, reason="issue 17 §1 pending")
 def test_no_arrow_runs_from_models_to_training():
     """Inference (``backend/models``) must load and run without the training package."""
     assert _arrows(BACKEND, "backend.models", "backend.training") == []
