@@ -4,33 +4,32 @@ The zip follows Blender's extension layout (Blender 4.2 LTS and newer)::
 
     blender_manifest.toml       the add-on's manifest (id, version, permissions, wheels)
     __init__.py, ...            everything under blender_addon/ (no caches, no tests)
+    protocol/*.py               the repository's protocol/ package, copied as it is
     wheels/*.whl                exactly the wheels the manifest lists
 
 Blender installs an extension by unpacking the zip into an extension repository and
-extracting the wheels that fit its platform and Python into its own site-packages, so
-``import zmq`` and ``import protocol`` work inside Blender without touching its Python.
+extracting the wheels that fit its platform and Python into one site-packages that all
+extensions share, so ``import zmq`` works inside Blender without touching its Python.
 
-The wheels are
+Our pure-Python ``protocol`` package is not a wheel: in that shared site-packages its
+top-level name would clash with any other extension's ``protocol``. It goes inside the
+add-on's own package instead (``bl_ext.<repository>.choreo.protocol``); the add-on
+imports it relatively (``from .protocol.client import ...``: the build refuses an
+add-on module that imports a top-level ``protocol``), and its own modules import each
+other relatively, so the same files serve as the repository's top-level package.
 
-* pyzmq, one pinned version (the manifest names every file): downloaded once with
-  ``pip download --only-binary=:all: --no-deps --platform ... --python-version ...``
-  into a cache folder (``build/wheels-cache``), so later builds are offline and fast;
-* ``choreo_protocol-<version>-py3-none-any.whl``: our pure-Python ``protocol``
-  package, written here (it is small: METADATA, WHEEL, RECORD with sha256 hashes).
-
-The manifest is the single source of truth: this module derives what to download from
-the wheel file names it lists and checks that the zip holds exactly those wheels.
-Nothing of the backend (torch, models) goes in.
+The only wheels are pyzmq's, one pinned version (the manifest names every file):
+downloaded once with ``pip download --only-binary=:all: --no-deps --platform ...
+--python-version ...`` into a cache folder (``build/wheels-cache``), so later builds
+are offline and fast. The manifest is the single source of truth: this module derives
+what to download from the wheel file names it lists and checks that the zip holds
+exactly those wheels. Nothing of the backend (torch, models) goes in.
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
-import csv
 import fnmatch
-import hashlib
-import io
 import os
 import re
 import subprocess
@@ -49,8 +48,8 @@ MANIFEST_NAME = "blender_manifest.toml"
 DEFAULT_OUT = REPO_ROOT / "dist"
 DEFAULT_CACHE = REPO_ROOT / "build" / "wheels-cache"
 
-PROTOCOL_DISTRIBUTION = "choreo_protocol"
-"""The wheel's distribution name; the package inside is the top-level ``protocol``."""
+PROTOCOL_PACKAGE = "protocol"
+"""Where the protocol package sits inside the add-on (``<add-on package>.protocol``)."""
 
 WHEELS_DIR = "wheels"
 
@@ -58,6 +57,9 @@ WHEELS_DIR = "wheels"
 _ALWAYS_EXCLUDED = ("__pycache__/", "*.pyc", "*.pyo", "/wheels/")
 # Never in the zip: the add-on must not carry the backend or its heavy dependencies.
 _FORBIDDEN_TOP_LEVEL = {"torch", "backend"}
+
+# An add-on module importing the top-level ``protocol`` would get another extension's.
+_TOP_LEVEL_PROTOCOL_IMPORT = re.compile(rb"^[ \t]*(?:from|import)[ \t]+protocol\b", re.MULTILINE)
 
 _WHEEL_NAME = re.compile(
     r"^(?P<distribution>[A-Za-z0-9_.]+)-(?P<version>[^-]+)(?:-(?P<build>\d[^-]*))?"
@@ -102,7 +104,9 @@ class AddonBuild:
     wheels: tuple[str, ...]
     """File names under ``wheels/`` in the zip (the manifest's list, in its order)."""
     addon_files: tuple[str, ...]
-    """Every other file in the zip (add-on sources, manifest, data), as zip paths."""
+    """The add-on's own files in the zip (sources, manifest, data), as zip paths."""
+    protocol_files: tuple[str, ...]
+    """The protocol package's files, as zip paths (``protocol/...``)."""
     downloaded: tuple[str, ...]
     """Wheels fetched from the package index by this build (empty when the cache had all)."""
 
@@ -139,12 +143,12 @@ def manifest_wheels(manifest: dict) -> list[WheelName]:
     return wheels
 
 
-def _check_manifest_wheels(manifest: dict, wheels: list[WheelName]) -> None:
-    protocol = [w for w in wheels if w.distribution == PROTOCOL_DISTRIBUTION]
-    expected = f"{PROTOCOL_DISTRIBUTION}-{manifest['version']}-py3-none-any.whl"
-    if [w.filename for w in protocol] != [expected]:
-        raise AddonBuildError(f"the manifest must list ./{WHEELS_DIR}/{expected} (the protocol package, "
-                              f"versioned as the add-on), found {[w.filename for w in protocol]}")
+def _check_manifest_wheels(wheels: list[WheelName]) -> None:
+    for w in wheels:
+        if w.is_pure:
+            raise AddonBuildError(f"{w.filename}: the add-on's wheels are binary ones, downloaded; the "
+                                  f"protocol package ships inside the add-on ({PROTOCOL_PACKAGE}/), since a "
+                                  f"wheel's top-level package would share Blender's extension site-packages")
     for dist in {w.distribution for w in wheels}:
         versions = {w.version for w in wheels if w.distribution == dist}
         if len(versions) > 1:
@@ -193,11 +197,6 @@ def fetch_wheel(wheel: WheelName, cache_dir: Path, *, offline: bool = False) -> 
     return cached, True
 
 
-def _record_hash(data: bytes) -> str:
-    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode("ascii")
-    return f"sha256={digest}"
-
-
 def _zip_write(zf: zipfile.ZipFile, arcname: str, data: bytes, mtime: float | None = None) -> None:
     stamp = time.localtime(mtime if mtime is not None else time.time())[:6]
     info = zipfile.ZipInfo(arcname, date_time=max(stamp, (1980, 1, 1, 0, 0, 0)))
@@ -219,49 +218,12 @@ def _package_files(package_dir: Path) -> list[Path]:
     return files
 
 
-def build_protocol_wheel(dest_dir: Path, version: str, package_dir: Path = PROTOCOL_DIR) -> Path:
-    """Write ``choreo_protocol-<version>-py3-none-any.whl`` (top-level package ``protocol``) into ``dest_dir``."""
+def protocol_files(package_dir: Path = PROTOCOL_DIR) -> list[tuple[Path, str]]:
+    """(file, zip path) for the protocol package, placed at ``protocol/`` in the add-on."""
     package_dir = Path(package_dir)
     if not (package_dir / "__init__.py").is_file():
         raise AddonBuildError(f"{package_dir} is not a Python package")
-    package = package_dir.name
-    dist_info = f"{PROTOCOL_DISTRIBUTION}-{version}.dist-info"
-    metadata = "\n".join([
-        "Metadata-Version: 2.1",
-        f"Name: {PROTOCOL_DISTRIBUTION.replace('_', '-')}",
-        f"Version: {version}",
-        "Summary: Choreo's wire protocol and client (pyzmq + numpy), as bundled with its Blender add-on",
-        "License: MIT",
-        "Requires-Python: >=3.11",
-        "Requires-Dist: numpy>=1.26",
-        "Requires-Dist: pyzmq>=25",
-        "", ""])
-    wheel_meta = "\n".join([
-        "Wheel-Version: 1.0",
-        "Generator: choreo addon build",
-        "Root-Is-Purelib: true",
-        "Tag: py3-none-any",
-        "", ""])
-    entries: list[tuple[str, bytes, float | None]] = [
-        (f"{package}/{p.relative_to(package_dir).as_posix()}", p.read_bytes(), p.stat().st_mtime)
-        for p in _package_files(package_dir)]
-    entries += [(f"{dist_info}/METADATA", metadata.encode(), None),
-                (f"{dist_info}/WHEEL", wheel_meta.encode(), None),
-                (f"{dist_info}/top_level.txt", f"{package}\n".encode(), None)]
-    record = io.StringIO()
-    writer = csv.writer(record, lineterminator="\n")
-    for name, data, _ in entries:
-        writer.writerow([name, _record_hash(data), len(data)])
-    writer.writerow([f"{dist_info}/RECORD", "", ""])
-
-    dest_dir = Path(dest_dir)
-    dest_dir.mkdir(parents=True, exist_ok=True)
-    path = dest_dir / f"{PROTOCOL_DISTRIBUTION}-{version}-py3-none-any.whl"
-    with zipfile.ZipFile(path, "w") as zf:
-        for name, data, mtime in entries:
-            _zip_write(zf, name, data, mtime)
-        _zip_write(zf, f"{dist_info}/RECORD", record.getvalue().encode())
-    return path
+    return [(p, f"{PROTOCOL_PACKAGE}/{p.relative_to(package_dir).as_posix()}") for p in _package_files(package_dir)]
 
 
 # ---------------------------------------------------------------- add-on files
@@ -306,6 +268,26 @@ def addon_files(addon_dir: Path, patterns: list[str]) -> list[tuple[Path, str]]:
 # ---------------------------------------------------------------- build
 
 
+def _check_addon_files(files: list[tuple[Path, str]]) -> None:
+    """The add-on's own files: a manifest and an ``__init__.py``, nothing of the backend, no
+    ``protocol/`` of its own (the build puts the repository's there), and no module that
+    imports the top-level ``protocol`` (in Blender, possibly another extension's)."""
+    names = {arc for _, arc in files}
+    for required in (MANIFEST_NAME, "__init__.py"):
+        if required not in names:
+            raise AddonBuildError(f"the add-on has no {required}")
+    for path, arc in files:
+        top = arc.split("/")[0]
+        if top in _FORBIDDEN_TOP_LEVEL or arc.startswith(f"{WHEELS_DIR}/"):
+            raise AddonBuildError(f"{arc} must not go into the add-on zip")
+        if top == PROTOCOL_PACKAGE:
+            raise AddonBuildError(f"{arc}: the add-on has a {PROTOCOL_PACKAGE}/ of its own; the build puts "
+                                  f"the repository's there")
+        if arc.endswith(".py") and _TOP_LEVEL_PROTOCOL_IMPORT.search(path.read_bytes()):
+            raise AddonBuildError(f"{arc} imports the top-level {PROTOCOL_PACKAGE!r}, which in Blender may be "
+                                  f"another extension's: import it relatively (from .{PROTOCOL_PACKAGE} ...)")
+
+
 def build_addon(out_dir: Path = DEFAULT_OUT, *, cache_dir: Path = DEFAULT_CACHE, offline: bool = False,
                 addon_dir: Path = ADDON_DIR, protocol_dir: Path = PROTOCOL_DIR,
                 log=None) -> AddonBuild:
@@ -313,47 +295,34 @@ def build_addon(out_dir: Path = DEFAULT_OUT, *, cache_dir: Path = DEFAULT_CACHE,
     say = log or (lambda msg: None)
     manifest = read_manifest(addon_dir)
     wheels = manifest_wheels(manifest)
-    _check_manifest_wheels(manifest, wheels)
+    _check_manifest_wheels(wheels)
     build = manifest.get("build", {})
     patterns = list(build.get("paths_exclude_pattern", []))
 
     files = addon_files(addon_dir, patterns)
-    names = {arc for _, arc in files}
-    for required in (MANIFEST_NAME, "__init__.py"):
-        if required not in names:
-            raise AddonBuildError(f"the add-on has no {required}")
-    for _, arc in files:
-        if arc.split("/")[0] in _FORBIDDEN_TOP_LEVEL or arc.startswith(f"{WHEELS_DIR}/"):
-            raise AddonBuildError(f"{arc} must not go into the add-on zip")
+    _check_addon_files(files)
+    shipped_protocol = protocol_files(protocol_dir)
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     zip_path = out_dir / f"{manifest['id']}-{manifest['version']}.zip"
     downloaded: list[str] = []
-    with tempfile.TemporaryDirectory(prefix="choreo-addon-") as tmp:
-        wheel_paths: list[Path] = []
-        for wheel in wheels:
-            if wheel.distribution == PROTOCOL_DISTRIBUTION:
-                path = build_protocol_wheel(Path(tmp), manifest["version"], protocol_dir)
-                say(f"built {path.name}")
-            elif wheel.is_pure:
-                raise AddonBuildError(f"{wheel.filename}: only binary wheels are downloaded; "
-                                      f"add a pure wheel by building it here")
-            else:
-                path, fetched = fetch_wheel(wheel, cache_dir, offline=offline)
-                if fetched:
-                    downloaded.append(wheel.filename)
-                    say(f"downloaded {wheel.filename}")
-            wheel_paths.append(path)
+    wheel_paths: list[Path] = []
+    for wheel in wheels:
+        path, fetched = fetch_wheel(wheel, cache_dir, offline=offline)
+        if fetched:
+            downloaded.append(wheel.filename)
+            say(f"downloaded {wheel.filename}")
+        wheel_paths.append(path)
 
-        partial = zip_path.with_name(zip_path.name + ".partial")
-        with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as zf:
-            for path, arc in files:
-                _zip_write(zf, arc, path.read_bytes(), path.stat().st_mtime)
-            for path in wheel_paths:
-                # Wheels are zips already: store them as they are.
-                zf.write(path, f"{WHEELS_DIR}/{path.name}", compress_type=zipfile.ZIP_STORED)
-        os.replace(partial, zip_path)
+    partial = zip_path.with_name(zip_path.name + ".partial")
+    with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path, arc in files + shipped_protocol:
+            _zip_write(zf, arc, path.read_bytes(), path.stat().st_mtime)
+        for path in wheel_paths:
+            # Wheels are zips already: store them as they are.
+            zf.write(path, f"{WHEELS_DIR}/{path.name}", compress_type=zipfile.ZIP_STORED)
+    os.replace(partial, zip_path)
 
     with zipfile.ZipFile(zip_path) as zf:
         in_zip = {n.removeprefix(f"{WHEELS_DIR}/") for n in zf.namelist() if n.startswith(f"{WHEELS_DIR}/")}
@@ -362,7 +331,8 @@ def build_addon(out_dir: Path = DEFAULT_OUT, *, cache_dir: Path = DEFAULT_CACHE,
                               f"{sorted(w.filename for w in wheels)}")
     return AddonBuild(zip_path=zip_path, size=zip_path.stat().st_size, extension_id=manifest["id"],
                       version=manifest["version"], wheels=tuple(w.filename for w in wheels),
-                      addon_files=tuple(arc for _, arc in files), downloaded=tuple(downloaded))
+                      addon_files=tuple(arc for _, arc in files),
+                      protocol_files=tuple(arc for _, arc in shipped_protocol), downloaded=tuple(downloaded))
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -383,7 +353,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"choreo: addon build failed: {err}", file=sys.stderr)
         return 1
     print(f"{result.zip_path.resolve()} ({result.size / 1e6:.1f} MB, {result.size} bytes; "
-          f"{len(result.wheels)} wheels, {len(result.addon_files)} add-on files; "
+          f"{len(result.wheels)} wheels, {len(result.addon_files)} add-on files, "
+          f"{len(result.protocol_files)} protocol files; "
           f"{time.perf_counter() - started:.1f} s)")
     return 0
 

@@ -217,7 +217,7 @@ def _run_generation(args: argparse.Namespace, audio: Path, out_npz: Path, out_bv
 
         result = client.generate(Path(audio).read_bytes(), model=args.model, seed=args.seed,
                                  start=args.start, seconds=args.seconds,
-                                 on_progress=on_progress, timeout=120.0, **options)
+                                 options=options, on_progress=on_progress, timeout=120.0)
         bar.close()
     clip = MotionClip(rotations=result.rotations, root_translation=result.root_translation,
                       fps=result.fps, contacts=result.contacts, contact_names=result.contact_names)
@@ -301,7 +301,7 @@ def _inpaint(args: argparse.Namespace) -> int:
         result = client.inpaint(Path(args.audio).read_bytes(), rotations=clip.rotations,
                                 root_translation=clip.root_translation, keep=keep,
                                 contacts=clip.contacts if same_contacts else None, model=args.model,
-                                seed=args.seed, start=args.start, timeout=120.0, **options)
+                                seed=args.seed, start=args.start, options=options, timeout=120.0)
     edited = MotionClip(rotations=result.rotations, root_translation=result.root_translation,
                         fps=result.fps, contacts=result.contacts, contact_names=result.contact_names)
     npz = edited.save_npz(args.out)

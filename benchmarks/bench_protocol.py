@@ -37,7 +37,8 @@ if str(REPO) not in sys.path:
 
 import zmq  # noqa: E402
 
-from protocol.client import JOB_END_TYPES, ChoreoClient, StreamedChunk  # noqa: E402
+from protocol.client import ChoreoClient  # noqa: E402
+from protocol.job_stream import JOB_END_TYPES, StreamedChunk  # noqa: E402
 from protocol.messages import Message, decode, encode, frames_nbytes, new_id  # noqa: E402
 
 SERVER_SNDHWM = 10000  # backend.server.server sets these on its ROUTER

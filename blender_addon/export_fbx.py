@@ -15,7 +15,8 @@ from typing import Iterator
 
 import bpy
 
-from .core.fbx_presets import FbxPreset, action_frame_range, frame_rate, get_preset
+from .core.fbx_presets import FbxPreset, action_frame_range, get_preset
+from .core.frame_rate import scene_rate
 
 
 class FbxExportError(RuntimeError):
@@ -39,7 +40,7 @@ def export(context: bpy.types.Context, obj: bpy.types.Object | None, filepath: s
     action = obj.animation_data.action
     path = _writable_path(filepath)
     scene = context.scene
-    frame_rate(scene.render.fps, scene.render.fps_base)  # raises on a nonsense rate
+    scene_rate(scene.render.fps, scene.render.fps_base)  # raises on a nonsense rate
     frames = action_frame_range(tuple(action.frame_range)) if use_action_range else None
     with _selection(context, [obj, *_mesh_children(context, obj)]), _scene_range(scene, frames):
         try:

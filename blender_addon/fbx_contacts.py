@@ -29,6 +29,7 @@ import numpy as np
 
 from . import foot_plant_bpy, keyframes
 from .core import foot_contacts
+from .core.frame_rate import scene_rate
 
 CHANNEL = b"d|X"
 
@@ -91,7 +92,7 @@ def add_contact_curves(path: str | os.PathLike[str], obj: bpy.types.Object, firs
     # Key times: the bones' curves start at the first exported frame, one key per frame.
     start = min(int(np.asarray(_child(c, b"KeyTime").props[0], dtype=np.int64)[0]) for c in curves)
     ktime = fbx_utils.FBX_KTIME_V8 if version >= 8000 else fbx_utils.FBX_KTIME_V7
-    fps = bpy.context.scene.render.fps / bpy.context.scene.render.fps_base
+    fps = scene_rate(bpy.context.scene.render.fps, bpy.context.scene.render.fps_base)
     frames = np.arange(first, last + 1, dtype=np.float64)
     key_times = start + np.round((frames - first) / fps * ktime).astype(np.int64)
     labels = foot_plant_bpy.read_contacts(obj, frames)

@@ -19,9 +19,9 @@ from typing import Any
 import bpy
 
 from . import rig, scene_audio, session, state
-from .core import edit_plan
+from .core import edit_plan, frame_rate
 from .core.backend_link import LinkError
-from protocol.skeleton import JOINT_NAMES
+from .protocol.skeleton import JOINT_NAMES
 from .preferences import get_prefs
 from .properties import set_models, sync_options
 
@@ -104,9 +104,8 @@ def start_generate(context: bpy.types.Context, overrides: dict[str, Any]) -> ses
         options={**settings.option_values(), **overrides}, fit=settings.fit,
         beat_markers=settings.beat_markers, add_sound=settings.audio_source == "FILE",
         plant_feet=settings.plant_feet)
-    info = state.LINK.info
     target = _target(context)
-    return session.GenerateJob(scene, state.LINK.client, target, request, info.fps if info else 30.0)
+    return session.GenerateJob(scene, state.LINK.client, target, request)
 
 
 def start_regenerate(context: bpy.types.Context, overrides: dict[str, Any]) -> session.RegenerateJob:
@@ -127,9 +126,10 @@ def start_regenerate(context: bpy.types.Context, overrides: dict[str, Any]) -> s
     if settings.keep_own_keys:
         from . import keyframes
         own = keyframes.own_key_frames(obj, target.bones_for(joints), first, last)
-    if meta.resampled:  # plan in the backend's frames
-        ratio = meta.motion_fps / meta.scene_fps
-        to_motion = lambda f: meta.first_frame + int(round((f - meta.first_frame) * ratio))  # noqa: E731
+    if meta.resampled:  # plan in the dance's own frames
+        def to_motion(frame: int) -> int:
+            return meta.first_frame + frame_rate.nearest_frame(frame - meta.first_frame, meta.scene_fps,
+                                                               meta.motion_fps)
         first, last, own = to_motion(first), to_motion(last), [to_motion(f) for f in own]
     plan = edit_plan.plan_edit(meta.first_frame, meta.motion_frames, first, last, joints, own)
     options = {**meta.options, **settings.option_values(), **overrides}

@@ -127,7 +127,7 @@ class ChoreoSceneSettings(bpy.types.PropertyGroup):
                ("PELVIS", "Pelvis", ""), ("IN_PLACE", "In place", "")])
     fit: bpy.props.EnumProperty(  # type: ignore[valid-type]
         name="Frame rate", default="SCENE",
-        items=[("SCENE", "Scene takes the dance's rate", "Set the scene to the backend's fps"),
+        items=[("SCENE", "Scene takes the dance's rate", "Set the scene to the dance's own rate (its model's)"),
                ("RESAMPLE", "Resample to the scene's rate", "Keep the scene's fps (24, 25, 29.97...)")])
     beat_markers: bpy.props.BoolProperty(name="Beat markers", default=True)  # type: ignore[valid-type]
     plant_feet: bpy.props.BoolProperty(  # type: ignore[valid-type]

@@ -23,10 +23,10 @@ import bpy
 import numpy as np
 
 from . import foot_plant_bpy, rig, session
+from .core import frame_rate
 from .core.dance_file import Dance, DanceFileError, read_npz
 
 __all__ = ["Dance", "DanceFileError", "read_npz", "dance_from_rig", "dance_from_bvh", "apply_dance"]
-from .core.quaternions import resample
 
 _BVH_SCRIPT = ("import sys, numpy as np\n"
                "from backend.motion.bvh import load_bvh_clip\n"
@@ -82,12 +82,13 @@ def apply_dance(context: bpy.types.Context, obj: bpy.types.Object, dance: Dance,
     rot, root = dance.rotations, dance.root
     labels = dance.contacts
     if settings.fit == "SCENE":
-        scene.render.fps, scene.render.fps_base = session._as_fps(dance.fps)
-    fps = session.scene_fps(scene)
-    if abs(fps - dance.fps) > 1e-6:
-        from .core.foot_contacts import resample_labels
-        rot, root = resample(rot, root, dance.fps, fps)
-        labels = resample_labels(labels, dance.fps, fps, rot.shape[0])
+        scene.render.fps, scene.render.fps_base = frame_rate.blender_rate(dance.fps)
+        fps = dance.fps
+    else:
+        fps = session.scene_fps(scene)
+    if not frame_rate.same_rate(fps, dance.fps):
+        rot, root = frame_rate.resample_motion(rot, root, dance.fps, fps)
+        labels = frame_rate.resample_labels(labels, dance.fps, fps, rot.shape[0])
     first = scene.frame_start if first_frame is None else int(first_frame)
     target = target_for(context, obj)
     session.dance_action(obj, dance.name)
@@ -101,7 +102,7 @@ def apply_dance(context: bpy.types.Context, obj: bpy.types.Object, dance: Dance,
     scene.frame_end = max(scene.frame_end, first + frames - 1)
     if meta is None:
         meta = session.MotionMeta(first_frame=first, frames=frames, scene_fps=fps, motion_fps=dance.fps,
-                                  audio_path="", start_seconds=0.0, model="", seed=0, options={})
+                                  audio_path="", start_seconds=0.0, model="", options={})
     else:
         meta = session.MotionMeta(**{**meta.__dict__, "first_frame": first, "frames": frames, "scene_fps": fps})
     meta.save(obj)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import bpy
 import numpy as np
 
-from protocol.skeleton import JOINT_NAMES, PARENTS
+from .protocol.skeleton import JOINT_NAMES, PARENTS
 
 from .core.smpl_pose import rest_heads
 

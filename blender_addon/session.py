@@ -1,9 +1,14 @@
 """Generation and regeneration jobs: a backend stream on one side, keyframes on the other.
 
 A job is driven by ``poll_once()``: the UI's modal operator calls it on a timer, a
-script or a headless test calls it in a loop. Each call writes whatever chunks have
-arrived as keys, so the dance appears while it streams in, and returns True once
-the job is over (``state`` then says how it ended).
+script or a headless test calls it in a loop. Each call reads the job's
+``protocol.job_stream.JobStream`` (never blocking), writes whatever chunks have arrived
+as keys, so the dance appears while it streams in, and returns True once the job is
+over (``state`` then says how it ended).
+
+The dance comes at its model's frame rate, which the job learns from the backend
+(``accepted``, or the first chunk) before any key is written; ``core.frame_rate`` does
+every conversion between that rate and the scene's.
 
 Targets hide which rig the keys go on: the built-in SMPL rig takes the wire's
 numbers directly; the animator's own rig goes through retargeting.
@@ -12,21 +17,18 @@ numbers directly; the animator's own rig goes through retargeting.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Protocol, Sequence
 
 import bpy
 import numpy as np
 
-from protocol.client import ChoreoClient
-from protocol.skeleton import JOINT_NAMES
-
 from . import foot_plant_bpy, keyframes, scene_audio
-from .core import foot_contacts, smpl_pose
+from .core import frame_rate, smpl_pose
 from .core.edit_plan import EditPlan
-from .core.quaternions import resample
-from .core.stream import MotionStream
+from .protocol.client import ChoreoClient
+from .protocol.skeleton import JOINT_NAMES
 
 META_KEY = "choreo_motion"
 """Object custom property (JSON) describing the dance on a rig, for regeneration."""
@@ -34,16 +36,19 @@ META_KEY = "choreo_motion"
 
 @dataclass
 class MotionMeta:
-    """Where a generated dance sits and what made it: what a regeneration needs to know."""
+    """Where a generated dance sits and what made it: what a regeneration needs to know.
+
+    The seed that made the dance is not kept: a regeneration takes the panel's seed (see
+    ``RegenerateJob``), so nothing would read it.
+    """
 
     first_frame: int  # scene frame of the dance's frame 0
     frames: int  # scene frames the dance covers
     scene_fps: float  # the rate it was written at
-    motion_fps: float  # the backend's rate
+    motion_fps: float  # the dance's own rate: its model's
     audio_path: str
     start_seconds: float  # where the dance's frame 0 sits in the song
     model: str
-    seed: int
     options: dict[str, Any]
 
     def save(self, obj: bpy.types.Object) -> None:
@@ -54,18 +59,19 @@ class MotionMeta:
         text = obj.get(META_KEY)
         if not text:
             raise ValueError(f"{obj.name} has no Choreo dance to regenerate; generate one first")
-        return cls(**json.loads(text))
+        known = {f.name for f in fields(cls)}  # a dance saved by an older add-on also has "seed"
+        return cls(**{k: v for k, v in json.loads(text).items() if k in known})
 
     @property
     def resampled(self) -> bool:
-        return abs(self.scene_fps - self.motion_fps) > 1e-6
+        return not frame_rate.same_rate(self.scene_fps, self.motion_fps)
 
     @property
     def motion_frames(self) -> int:
-        """How many backend-rate frames span the dance."""
+        """How many frames at the dance's own rate span it."""
         if not self.resampled:
             return self.frames
-        return int(np.floor((self.frames - 1) / self.scene_fps * self.motion_fps + 1e-6)) + 1
+        return frame_rate.frames_spanning(self.frames, self.scene_fps, self.motion_fps)
 
 
 class Target(Protocol):
@@ -103,32 +109,8 @@ class SmplTarget:
 
 
 def scene_fps(scene: bpy.types.Scene) -> float:
-    """Frames per second, with ``fps_base`` (29.97 is fps 30, fps_base 1.001)."""
-    return scene.render.fps / scene.render.fps_base
-
-
-class _Resampler:
-    """Turns backend-rate frames, as they stream in, into scene-rate frames not yet written."""
-
-    def __init__(self, source_fps: float, target_fps: float) -> None:
-        self.source_fps, self.target_fps = source_fps, target_fps
-        self.rotations: list[np.ndarray] = []
-        self.root: list[np.ndarray] = []
-        self.written = 0
-
-    def add(self, rotations: np.ndarray, root: np.ndarray, final: bool) -> tuple[int, np.ndarray, np.ndarray]:
-        """(first new scene frame, rotations, root) that the frames so far determine."""
-        self.rotations.append(rotations)
-        self.root.append(root)
-        rot = np.concatenate(self.rotations)
-        rt = np.concatenate(self.root)
-        out_rot, out_root = resample(rot, rt, self.source_fps, self.target_fps)
-        ready = out_rot.shape[0]
-        if not final:  # the last scene frame may still move when the next source frame arrives
-            ready = min(ready, int(np.floor((rot.shape[0] - 2) * self.target_fps / self.source_fps + 1e-6)) + 1)
-        start = self.written
-        self.written = max(self.written, ready)
-        return start, out_rot[start:ready], out_root[start:ready]
+    """The rate the scene plays at (``core.frame_rate.scene_rate`` of its render settings)."""
+    return frame_rate.scene_rate(scene.render.fps, scene.render.fps_base)
 
 
 @dataclass
@@ -154,27 +136,19 @@ class GenerateJob:
     """One dance: submitted on creation, written chunk by chunk by ``poll_once``."""
 
     def __init__(self, scene: bpy.types.Scene, client: ChoreoClient, target: Target,
-                 request: GenerateRequest, backend_fps: float) -> None:
+                 request: GenerateRequest) -> None:
         self.scene, self.client, self.target, self.request = scene, client, target, request
-        self.backend_fps = backend_fps
-        if request.fit == "SCENE":
-            scene.render.fps, scene.render.fps_base = _as_fps(backend_fps)
-        self.fps = scene_fps(scene)
-        offset = int(round(request.start_seconds * self.fps))
-        if request.song_frame is None:
-            self.first_frame = int(request.dance_frame or 0)
-            self.song_frame = self.first_frame - offset
-        else:
-            self.song_frame = request.song_frame
-            self.first_frame = self.song_frame + offset
-        self.resampler = None if abs(self.fps - backend_fps) < 1e-6 else _Resampler(backend_fps, self.fps)
         if request.new_action:
             self.previous_action = dance_action(target.obj, Path(request.audio_path).stem)
         self.contacts: list[Any] = []
-        msg_id = client.submit_generate(request.audio_path, model=request.model, seed=request.seed,
-                                        start=request.start_seconds, seconds=request.seconds,
-                                        options=request.options)
-        self.stream = MotionStream(client, msg_id)
+        self.stream = client.start_generate(request.audio_path, model=request.model, seed=request.seed,
+                                            start=request.start_seconds, seconds=request.seconds,
+                                            options=request.options)
+        # Known once the backend names the dance's rate (``_begin``), before any key:
+        self.motion_fps: float | None = None  # the dance's rate (its model's)
+        self.fps: float | None = None  # the scene's rate, which the keys are written at
+        self.first_frame = self.song_frame = 0
+        self.resampler: frame_rate.StreamResampler | None = None
         self.frames_written = 0
         self.state = "running"
         self.message = ""
@@ -183,21 +157,43 @@ class GenerateJob:
     def progress(self) -> float:
         return self.stream.progress
 
+    def _begin(self, motion_fps: float) -> None:
+        """Place the dance once its rate is known: the scene takes it (fit "SCENE"), or the
+        dance is resampled to the scene's as it streams in (fit "RESAMPLE")."""
+        scene, request = self.scene, self.request
+        self.motion_fps = motion_fps
+        if request.fit == "SCENE":
+            scene.render.fps, scene.render.fps_base = frame_rate.blender_rate(motion_fps)
+            self.fps = motion_fps
+        else:
+            self.fps = scene_fps(scene)
+        offset = int(round(request.start_seconds * self.fps))
+        if request.song_frame is None:
+            self.first_frame = int(request.dance_frame or 0)
+            self.song_frame = self.first_frame - offset
+        else:
+            self.song_frame = request.song_frame
+            self.first_frame = self.song_frame + offset
+        if not frame_rate.same_rate(self.fps, motion_fps):
+            self.resampler = frame_rate.StreamResampler(motion_fps, self.fps)
+
     def poll_once(self) -> bool:
         """Write what has arrived; True once the job has ended (see ``state``/``message``)."""
-        update = self.stream.poll_once()
-        final = update.state == "done"
-        for i, chunk in enumerate(update.chunks):
-            self._write(chunk.rotations, chunk.root_translation, final and i == len(update.chunks) - 1)
+        chunks = self.stream.poll()
+        if self.motion_fps is None and self.stream.fps is not None:
+            self._begin(self.stream.fps)
+        final = self.stream.state == "done"
+        for i, chunk in enumerate(chunks):
+            self._write(chunk.rotations, chunk.root_translation, final and i == len(chunks) - 1)
             self.contacts.append(chunk)
-        if final and self.resampler is not None and not update.chunks:
+        if final and self.resampler is not None and not chunks:
             self._write(np.zeros((0, 24, 4)), np.zeros((0, 3)), True)
-        if self.stream.frames_total and self.frames_written == 0:
+        if self.stream.frames_total and self.frames_written == 0 and self.motion_fps is not None:
             self._fit_range(self.stream.frames_total)
-        if update.state == "running":
+        if not self.stream.finished:
             return False
-        self.state, self.message = update.state, update.message
-        if update.state == "done":
+        self.state, self.message = self.stream.state, self.stream.message
+        if self.state == "done":
             self._finish()
         return True
 
@@ -211,8 +207,8 @@ class GenerateJob:
             self.target.write(self.first_frame + start, rot, rt)
         self.frames_written = self.resampler.written
 
-    def _fit_range(self, backend_frames: int) -> None:
-        frames = int(np.floor((backend_frames - 1) / self.backend_fps * self.fps + 1e-6)) + 1
+    def _fit_range(self, motion_frames: int) -> None:
+        frames = frame_rate.frames_spanning(motion_frames, self.motion_fps, self.fps)
         self.scene.frame_start = min(self.scene.frame_start, self.first_frame)
         self.scene.frame_end = self.first_frame + frames - 1
 
@@ -226,9 +222,8 @@ class GenerateJob:
             scene_audio.set_beat_markers(
                 self.scene, (self.first_frame + t * self.fps for t in summary.get("beat_times", [])))
         MotionMeta(first_frame=self.first_frame, frames=self.frames_written, scene_fps=self.fps,
-                   motion_fps=self.backend_fps, audio_path=str(req.audio_path),
+                   motion_fps=self.motion_fps, audio_path=str(req.audio_path),
                    start_seconds=req.start_seconds, model=str(summary.get("model", req.model or "")),
-                   seed=int(summary.get("seed", req.seed or 0)),
                    options=dict(summary.get("options", req.options))).save(self.target.obj)
         self._contacts_and_plant()
 
@@ -239,7 +234,7 @@ class GenerateJob:
         chunks = sorted(self.contacts, key=lambda c: c.start)
         labels = np.concatenate([c.contacts for c in chunks])
         if self.resampler is not None:
-            labels = foot_contacts.resample_labels(labels, self.backend_fps, self.fps, self.frames_written)
+            labels = frame_rate.resample_labels(labels, self.motion_fps, self.fps, self.frames_written)
         obj = self.target.obj
         foot_plant_bpy.write_contacts(obj, self.first_frame, chunks[0].contact_names, labels[:self.frames_written])
         if self.request.plant_feet:
@@ -288,25 +283,20 @@ def dance_action(obj: bpy.types.Object, song: str) -> Any:
     return previous
 
 
-def _as_fps(rate: float) -> tuple[int, float]:
-    """(fps, fps_base) for a rate: whole rates exactly, NTSC-style ones as n/1.001."""
-    if abs(rate - round(rate)) < 1e-6:
-        return int(round(rate)), 1.0
-    ntsc = rate * 1.001
-    if abs(ntsc - round(ntsc)) < 1e-3:
-        return int(round(ntsc)), 1.001
-    return int(np.ceil(rate)), float(np.ceil(rate) / rate)
-
-
 class RegenerateJob:
-    """Regenerate part of the dance on a rig in place; the rest of its keys stay bit-identical."""
+    """Regenerate part of the dance on a rig in place; the rest of its keys stay bit-identical.
+
+    The seed is the panel's (or a random one), not the one that made the dance: the
+    animator sees and sets that seed, so the same seed and range give the same frames
+    again, another seed another take, and a dance keeps no hidden seed of its own.
+    """
 
     def __init__(self, scene: bpy.types.Scene, client: ChoreoClient, target: Target, meta: MotionMeta,
                  plan: EditPlan, model: str | None, seed: int | None, options: dict[str, Any]) -> None:
         self.scene, self.client, self.target, self.meta, self.plan = scene, client, target, meta, plan
         rot, root = target.read(meta.first_frame, meta.frames)
         if meta.resampled:
-            rot, root = resample(rot, root, meta.scene_fps, meta.motion_fps)
+            rot, root = frame_rate.resample_motion(rot, root, meta.scene_fps, meta.motion_fps)
         self.rotations, self.root = rot.astype(np.float32), root.astype(np.float32)
         keep = plan.keep_mask(rot.shape[0])
         kf = np.asarray(plan.keyframes, dtype=np.int32)
@@ -314,10 +304,9 @@ class RegenerateJob:
         if kf.size:
             extra = dict(keyframe_frames=kf, keyframe_rotations=self.rotations[kf],
                          keyframe_root_translation=self.root[kf])
-        msg_id = client.submit_inpaint(meta.audio_path, rotations=self.rotations, root_translation=self.root,
-                                       keep=keep, start=meta.start_seconds, model=model, seed=seed,
-                                       options=options, **extra)
-        self.stream = MotionStream(client, msg_id)
+        self.stream = client.start_inpaint(meta.audio_path, rotations=self.rotations, root_translation=self.root,
+                                           keep=keep, start=meta.start_seconds, model=model, seed=seed,
+                                           options=options, **extra)
         self.state, self.message = "running", ""
         self._edited: list[tuple[int, np.ndarray, np.ndarray]] = []
         self.plant_feet = True
@@ -330,9 +319,19 @@ class RegenerateJob:
     def progress(self) -> float:
         return self.stream.progress
 
+    def _scene_span(self) -> tuple[int, int]:
+        """The scene frames [lo, hi), from the dance's first, that the edited span covers."""
+        return frame_rate.target_span(self.plan.first, self.plan.stop, self.meta.motion_fps, self.meta.scene_fps)
+
     def poll_once(self) -> bool:
-        update = self.stream.poll_once()
-        for chunk in update.chunks:
+        chunks = self.stream.poll()
+        if self.stream.fps is not None and not frame_rate.same_rate(self.stream.fps, self.meta.motion_fps):
+            self.stream.cancel()  # its frames would fall at other times than the dance's
+            self.state = "error"
+            self.message = (f"{self.meta.model or 'the model'} makes motion at {self.stream.fps:g} fps, this "
+                            f"dance is at {self.meta.motion_fps:g} fps: regenerate with a model at its rate")
+            return True
+        for chunk in chunks:
             if self.meta.resampled:  # written whole at the end, at the scene's rate
                 self._edited.append((chunk.start, chunk.rotations, chunk.root_translation))
             else:
@@ -341,26 +340,23 @@ class RegenerateJob:
             if not self.meta.resampled and self.legs_regenerated:
                 foot_plant_bpy.write_contacts(self.target.obj, self.meta.first_frame + chunk.start,
                                               chunk.contact_names, chunk.contacts)
-        if update.state == "running":
+        if not self.stream.finished:
             return False
-        self.state, self.message = update.state, update.message
-        if update.state == "done" and self.meta.resampled:
+        self.state, self.message = self.stream.state, self.stream.message
+        if self.state == "done" and self.meta.resampled:
             self._write_resampled()
-        if update.state == "done" and self.plant_feet and self.legs_regenerated:
-            to_scene = self.meta.scene_fps / self.meta.motion_fps
-            first = self.meta.first_frame + int(np.ceil(self.plan.first * to_scene - 1e-6))
-            last = self.meta.first_frame + int(np.floor((self.plan.stop - 1) * to_scene + 1e-6))
-            foot_plant_bpy.plant(self.target.obj, first, last)
+        if self.state == "done" and self.plant_feet and self.legs_regenerated:
+            lo, hi = self._scene_span()
+            foot_plant_bpy.plant(self.target.obj, self.meta.first_frame + lo, self.meta.first_frame + hi - 1)
         return True
 
     def _write_resampled(self) -> None:
         rot, root = self.rotations.copy(), self.root.copy()
         for start, r, t in self._edited:
             rot[start:start + r.shape[0]], root[start:start + r.shape[0]] = r, t
-        srot, sroot = resample(rot, root, self.meta.motion_fps, self.meta.scene_fps)
-        to_scene = self.meta.scene_fps / self.meta.motion_fps
-        lo = int(np.ceil(self.plan.first * to_scene - 1e-6))
-        hi = min(int(np.floor((self.plan.stop - 1) * to_scene + 1e-6)) + 1, srot.shape[0])
+        srot, sroot = frame_rate.resample_motion(rot, root, self.meta.motion_fps, self.meta.scene_fps)
+        lo, hi = self._scene_span()
+        hi = min(hi, srot.shape[0])
         self.target.write(self.meta.first_frame + lo, srot[lo:hi], sroot[lo:hi],
                           joints=self.plan.joints, root_too=self.plan.root)
 

@@ -21,8 +21,8 @@ import stat
 from pathlib import Path
 from typing import Any, Mapping
 
-from protocol.errors import ChoreoError, ProtocolError
-from protocol.messages import PROTOCOL_NAME, PROTOCOL_VERSION, SIGNATURE_SCHEME, check_version
+from .errors import ChoreoError, ProtocolError
+from .messages import PROTOCOL_NAME, PROTOCOL_VERSION, SIGNATURE_SCHEME, check_version
 
 
 def runtime_dir(environ: Mapping[str, str] | None = None) -> Path:

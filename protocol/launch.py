@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from protocol.connection import read_connection_file
-from protocol.errors import ProtocolError
+from .connection import read_connection_file
+from .errors import ProtocolError
 
 
 class BackendStartError(RuntimeError):

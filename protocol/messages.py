@@ -25,10 +25,10 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from protocol.errors import ProtocolError
+from .errors import ProtocolError
 
 PROTOCOL_NAME = "choreo"
-PROTOCOL_VERSION = "1.3"
+PROTOCOL_VERSION = "1.4"
 PROTOCOL_MAJOR = 1
 
 REQUEST_TYPES: frozenset[str] = frozenset({"hello", "generate", "inpaint", "cancel", "ping", "shutdown"})

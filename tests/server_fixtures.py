@@ -84,7 +84,7 @@ def assert_serving(server: ServerProcess, generate: bool = False) -> None:
     with server.client(timeout=30) as client:
         assert client.ping()["stats"]["uptime_s"] > 0
         if generate:
-            result = client.generate(wav_bytes(2.0, seed=11), seed=1, steps=FAST_STEPS)
+            result = client.generate(wav_bytes(2.0, seed=11), seed=1, options={"steps": FAST_STEPS})
             assert result.num_frames == 60
 
 

@@ -1,4 +1,5 @@
-"""``choreo addon build``: the Blender extension zip (manifest, add-on files, wheels), without Blender.
+"""``choreo addon build``: the Blender extension zip (manifest, add-on files, the protocol package
+inside the add-on, wheels), without Blender.
 
 tests/blender/test_extension_install.py installs the same zip into real headless Blender.
 The first build downloads the pinned pyzmq wheels into build/wheels-cache (needs the
@@ -7,10 +8,6 @@ package index); later builds are offline.
 
 from __future__ import annotations
 
-import base64
-import csv
-import hashlib
-import io
 import re
 import subprocess
 import sys
@@ -27,7 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 ADDON = REPO / "blender_addon"
 MANIFEST = tomllib.loads((ADDON / "blender_manifest.toml").read_text())
 MANIFEST_WHEELS = [w.rsplit("/", 1)[-1] for w in MANIFEST["wheels"]]
-PROTOCOL_WHEEL = f"choreo_protocol-{MANIFEST['version']}-py3-none-any.whl"
+PROTOCOL_FILES = {f"protocol/{p.name}" for p in (REPO / "protocol").glob("*.py")}
 BACKEND_IMPORT = re.compile(rb"^\s*(import|from)\s+(torch|backend)\b", re.MULTILINE)
 
 
@@ -71,7 +68,7 @@ def test_manifest_pins_one_pyzmq_with_a_wheel_for_every_platform_and_blender_pyt
         for platform, fits in platforms.items():
             assert any(w.python_tag == python and w.abi_tag == python
                        and any(fits(p) for p in w.platform_tag.split(".")) for w in pyzmq), (python, platform)
-    assert PROTOCOL_WHEEL in MANIFEST_WHEELS
+    assert all(w.startswith("pyzmq-") for w in MANIFEST_WHEELS)  # the protocol is no wheel
 
 
 def test_zip_holds_the_addon_manifest_and_exactly_the_manifests_wheels(built, names) -> None:
@@ -87,7 +84,13 @@ def test_zip_holds_the_addon_manifest_and_exactly_the_manifests_wheels(built, na
                 if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
                 and "tests" not in p.relative_to(ADDON).parts[:1]
                 and not any(part.startswith(".") for part in p.relative_to(ADDON).parts)}
-    assert expected == set(names) - {f"wheels/{w}" for w in wheels}
+    assert expected == set(built.addon_files)
+    # ... and the repository's protocol package, as it is, inside the add-on's own package
+    assert set(built.protocol_files) == PROTOCOL_FILES
+    assert set(names) == expected | PROTOCOL_FILES | {f"wheels/{w}" for w in wheels}
+    with zipfile.ZipFile(built.zip_path) as zf:
+        for name in PROTOCOL_FILES:
+            assert zf.read(name) == (REPO / name).read_bytes(), name
 
 
 def test_zip_has_no_backend_torch_or_caches(built, names) -> None:
@@ -98,50 +101,58 @@ def test_zip_has_no_backend_torch_or_caches(built, names) -> None:
         assert "torch" not in name.lower(), name
     with zipfile.ZipFile(built.zip_path) as zf:
         sources = {n: zf.read(n) for n in names if n.endswith(".py")}
-        with zf.open(f"wheels/{PROTOCOL_WHEEL}") as fh, zipfile.ZipFile(io.BytesIO(fh.read())) as wheel:
-            sources.update({f"{PROTOCOL_WHEEL}/{n}": wheel.read(n) for n in wheel.namelist() if n.endswith(".py")})
-    assert sources
+    assert PROTOCOL_FILES <= set(sources)
     offenders = [n for n, text in sources.items() if BACKEND_IMPORT.search(text)]
     assert offenders == [], f"imports torch or the backend: {offenders}"
 
 
-def test_protocol_wheel_is_a_valid_wheel_of_the_protocol_package(built, tmp_path) -> None:
-    with zipfile.ZipFile(built.zip_path) as zf:
-        wheel_path = tmp_path / PROTOCOL_WHEEL
-        wheel_path.write_bytes(zf.read(f"wheels/{PROTOCOL_WHEEL}"))
-    dist_info = f"choreo_protocol-{MANIFEST['version']}.dist-info"
-    with zipfile.ZipFile(wheel_path) as wheel:
-        files = set(wheel.namelist())
-        assert {f"{dist_info}/{n}" for n in ("METADATA", "WHEEL", "RECORD")} <= files
-        assert {f"protocol/{p.name}" for p in (REPO / "protocol").glob("*.py")} <= {
-            n for n in files if n.count("/") == 1 and n.startswith("protocol/")}
-        assert {n.split("/")[0] for n in files} == {"protocol", dist_info}
-        assert "Root-Is-Purelib: true" in wheel.read(f"{dist_info}/WHEEL").decode()
-        rows = list(csv.reader(io.StringIO(wheel.read(f"{dist_info}/RECORD").decode())))
-        assert {r[0] for r in rows} == files
-        for name, digest, size in rows:
-            if name.endswith("/RECORD"):
-                assert digest == size == ""
-                continue
-            data = wheel.read(name)
-            expected = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-            assert (digest, int(size)) == (f"sha256={expected}", len(data)), name
+OTHER_PROTOCOL = "KIND = 'not ours'\n"
 
-    # Installed by pip into an empty folder, it is what `import protocol` finds.
-    target = tmp_path / "site"
-    proc = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "--quiet",
-                           "--disable-pip-version-check", "--target", str(target), str(wheel_path)],
-                          capture_output=True, text=True, timeout=120)
+
+def test_the_unpacked_addon_uses_its_own_protocol_beside_another_extensions(built, tmp_path) -> None:
+    """Unpacked as Blender unpacks it, the add-on imports the protocol package it carries, even
+    with another top-level ``protocol`` first on ``sys.path`` (another extension's wheel in
+    the shared site-packages), and leaves that one alone."""
+    with zipfile.ZipFile(built.zip_path) as zf:
+        zf.extractall(tmp_path / "repo" / "choreo", [n for n in zf.namelist() if not n.startswith("wheels/")])
+    (tmp_path / "site" / "protocol").mkdir(parents=True)
+    (tmp_path / "site" / "protocol" / "__init__.py").write_text(OTHER_PROTOCOL)
+    code = ("import sys, protocol\n"  # the other extension's, found first
+            "sys.path.append(sys.argv[1])\n"  # the extension repository, holding choreo/
+            "import choreo.core.backend_link as link, choreo.core.edit_plan as plan\n"
+            "from choreo.protocol.job_stream import JobStream\n"
+            "print(protocol.KIND)\n"
+            "print(link.ChoreoClient.__module__, JobStream.__module__, plan.JOINT_NAMES[0])\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'protocol'))\n")
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "repo")], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60,
+                          env={"PYTHONPATH": str(tmp_path / "site"), "PATH": "/usr/bin:/bin"})
     assert proc.returncode == 0, proc.stderr
-    code = ("import protocol, protocol.messages as m, protocol.client; print(protocol.__file__); "
-            "print(m.PROTOCOL_NAME, m.PROTOCOL_VERSION)")
-    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
-                          env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"}, timeout=60)
-    assert proc.returncode == 0, proc.stderr
-    location, version_line = proc.stdout.split("\n")[:2]
-    assert Path(location) == target / "protocol" / "__init__.py"
-    from protocol.messages import PROTOCOL_NAME, PROTOCOL_VERSION
-    assert version_line == f"{PROTOCOL_NAME} {PROTOCOL_VERSION}"
+    other, ours, loaded = proc.stdout.splitlines()
+    assert other == "not ours"
+    assert ours == "choreo.protocol.client choreo.protocol.job_stream pelvis"
+    assert loaded == "['protocol']"  # the other extension's package, and none of ours under its name
+
+
+def test_the_build_refuses_an_addon_module_that_imports_the_top_level_protocol(tmp_path) -> None:
+    addon = tmp_path / "addon"
+    (addon / "core").mkdir(parents=True)
+    (addon / "__init__.py").write_text("def register(): pass\ndef unregister(): pass\n")
+    (addon / "blender_manifest.toml").write_text((ADDON / "blender_manifest.toml").read_text())
+    (addon / "core" / "link.py").write_text("from .. import x\nfrom protocol.client import ChoreoClient\n")
+    with pytest.raises(AddonBuildError, match="core/link.py imports the top-level 'protocol'"):
+        build_addon(tmp_path / "out", addon_dir=addon, offline=True)
+    (addon / "core" / "link.py").write_text("from ..protocol.client import ChoreoClient\n")
+    (addon / "protocol").mkdir()
+    (addon / "protocol" / "__init__.py").write_text("")
+    with pytest.raises(AddonBuildError, match="protocol/ of its own"):
+        build_addon(tmp_path / "out", addon_dir=addon, offline=True)
+
+
+def test_addon_sources_import_the_protocol_only_relatively() -> None:
+    top_level = re.compile(r"^\s*(from|import)\s+protocol\b", re.MULTILINE)
+    offenders = [p for p in ADDON.rglob("*.py") if top_level.search(p.read_text())]
+    assert offenders == []
 
 
 def test_cli_builds_offline_from_the_cache_and_prints_path_and_size(built, tmp_path) -> None:
@@ -168,8 +179,9 @@ def test_manifest_and_wheels_must_agree(tmp_path) -> None:
     addon.mkdir()
     (addon / "__init__.py").write_text("def register(): pass\ndef unregister(): pass\n")
     text = (ADDON / "blender_manifest.toml").read_text()
-    (addon / "blender_manifest.toml").write_text(text.replace(f'  "./wheels/{PROTOCOL_WHEEL}",\n', ""))
-    with pytest.raises(AddonBuildError, match="choreo_protocol"):
+    wheel = "./wheels/choreo_protocol-0.1.0-py3-none-any.whl"  # the protocol as a wheel, as before
+    (addon / "blender_manifest.toml").write_text(text.replace('wheels = [\n', f'wheels = [\n  "{wheel}",\n'))
+    with pytest.raises(AddonBuildError, match="ships inside the add-on"):
         build_addon(tmp_path / "out", addon_dir=addon, offline=True)
     (addon / "blender_manifest.toml").write_text(text.replace("pyzmq-26.4.0-cp313-cp313-win_amd64",
                                                               "pyzmq-26.3.0-cp313-cp313-win_amd64"))

@@ -130,7 +130,7 @@ def test_a_keyframe_on_the_border_is_returned_and_signs_follow_the_kept_motion(b
     chunks = []
     with backend_server.client(timeout=120) as client:
         result = client.inpaint(rotations=flipped, root_translation=dance.root_translation, keep=keep,
-                                seed=1, steps=FAST_STEPS, audio_hash=dance.summary["content_hash"],
+                                seed=1, options={"steps": FAST_STEPS}, audio_hash=dance.summary["content_hash"],
                                 on_chunk=chunks.append, keyframe_frames=np.array([100]),
                                 keyframe_rotations=flipped[20:21],
                                 keyframe_root_translation=dance.root_translation[20:21])
@@ -142,9 +142,9 @@ def test_a_keyframe_on_the_border_is_returned_and_signs_follow_the_kept_motion(b
 
 def test_same_seed_same_edit_and_the_audio_can_be_sent_again(backend_server, dance):
     keep = masks.range_mask(FRAMES, 150, 210)
-    a, _ = _edit(backend_server, dance, keep, seed=3, steps=FAST_STEPS)
-    b, _ = _edit(backend_server, dance, keep, seed=3, steps=FAST_STEPS, audio=SONG, audio_hash=None)
-    c, _ = _edit(backend_server, dance, keep, seed=4, steps=FAST_STEPS)
+    a, _ = _edit(backend_server, dance, keep, seed=3, options={"steps": FAST_STEPS})
+    b, _ = _edit(backend_server, dance, keep, seed=3, options={"steps": FAST_STEPS}, audio=SONG, audio_hash=None)
+    c, _ = _edit(backend_server, dance, keep, seed=4, options={"steps": FAST_STEPS})
     assert np.array_equal(a.rotations, b.rotations)
     assert not np.array_equal(a.rotations, c.rotations)
     assert a.summary["content_hash"] == dance.summary["content_hash"]
@@ -153,7 +153,7 @@ def test_same_seed_same_edit_and_the_audio_can_be_sent_again(backend_server, dan
 def test_cancel_stops_an_edit(backend_server, dance):
     with backend_server.client(timeout=60) as client:
         msg_id = client.submit_inpaint(rotations=dance.rotations, root_translation=dance.root_translation,
-                                       keep=masks.continuation(FRAMES, 30), steps=200,
+                                       keep=masks.continuation(FRAMES, 30), options={"steps": 200},
                                        audio_hash=dance.summary["content_hash"])
         accepted = wait_for(client, msg_id, {"accepted"})[-1]
         assert accepted.content["edit_start"] == 30 and accepted.content["frames_total"] == FRAMES - 30
@@ -166,7 +166,7 @@ def test_cancel_stops_an_edit(backend_server, dance):
 def _refusal(server, dance, expect, **changes):
     request = dict(rotations=dance.rotations, root_translation=dance.root_translation,
                    keep=masks.range_mask(FRAMES, 100, 200), audio_hash=dance.summary["content_hash"],
-                   steps=FAST_STEPS)
+                   options={"steps": FAST_STEPS})
     request.update(changes)
     with server.client(timeout=60) as client:
         with pytest.raises(ChoreoError) as err:

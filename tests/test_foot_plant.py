@@ -74,13 +74,6 @@ def test_held_positions_join_the_frames_that_are_not_replanted() -> None:
     assert held[0, 0] == 1.0
 
 
-def test_labels_resample_to_the_scene_rate() -> None:
-    labels = np.array([[0.0], [1.0], [1.0], [0.0]], dtype=np.float32)
-    out = fc.resample_labels(labels, 30.0, 60.0)
-    assert out.shape == (7, 1) and out[2, 0] == 1.0 and out[0, 0] == 0.0
-
-
-# ----------------------------------------------------------------------------- two-bone IK
 
 def test_two_bone_ik_reaches_keeps_lengths_and_the_knee_plane() -> None:
     rng = np.random.default_rng(3)

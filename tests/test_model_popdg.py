@@ -233,7 +233,7 @@ def test_streams_a_30_s_dance_that_moves_on_the_beat_with_feet_on_the_floor(danc
 def test_same_seed_same_dance_other_seed_other_dance(server):
     song = wav_bytes(3.0, seed=4)
     with server.client(timeout=60) as client:
-        a, b, c = (client.generate(song, model="popdg", seed=s, steps=FAST_STEPS) for s in (9, 9, 10))
+        a, b, c = (client.generate(song, model="popdg", seed=s, options={"steps": FAST_STEPS}) for s in (9, 9, 10))
     assert np.array_equal(a.rotations, b.rotations) and np.array_equal(a.root_translation, b.root_translation)
     assert not np.allclose(a.rotations, c.rotations, atol=1e-3)
 
@@ -271,7 +271,7 @@ def test_a_body_part_edit_streams_the_kept_joints_bit_for_bit(server, dance):
     original, _ = dance
     first, stop = 150, 270
     keep = masks.range_mask(FRAMES, first, stop, joints=UPPER_BODY, root=False)
-    result, chunks = _edit(server, original, keep, steps=FAST_STEPS)
+    result, chunks = _edit(server, original, keep, options={"steps": FAST_STEPS})
     streamed_rot = np.concatenate([c.rotations for c in chunks])
     streamed_root = np.concatenate([c.root_translation for c in chunks])
     lower = [j for j in range(NUM_JOINTS) if j not in UPPER_BODY]

@@ -22,7 +22,7 @@ from protocol import (
     ProtocolError, decode, default_connection_file, encode, find_connection_files,
     read_connection_file, sign, verify_signature, write_connection_file,
 )
-from protocol.client import StreamedChunk, assemble
+from protocol.job_stream import StreamedChunk, assemble
 from protocol.messages import MAX_BUFFERS, MAX_HEADER_BYTES, check_version, peek_msg_id
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -301,7 +301,7 @@ def chunk_message(start: int, n: int, names=("l", "r")) -> Message:
 
 
 def test_assemble_checks_coverage():
-    done = Message("done", {"summary": {"frames": 10}})
+    done = {"frames": 10}
     parts = [StreamedChunk.from_message(decode(encode(chunk_message(s, n)))) for s, n in ((4, 6), (0, 4))]
     result = assemble("j", parts, done)
     assert result.num_frames == 10 and result.contacts.shape == (10, 2)
@@ -343,10 +343,11 @@ def test_client_heartbeats_while_a_job_is_open_and_hides_their_pongs():
         port = router.bind_to_random_port("tcp://127.0.0.1")
         with ChoreoClient(f"tcp://127.0.0.1:{port}", token="t", heartbeat_interval=0.05) as client:
             assert client.poll_once() == []  # no job open: no heartbeat
-            msg_id = client.submit_generate(b"RIFF-bytes", seed=3, seconds=2.0, steps=4)
+            msg_id = client.submit_generate(b"RIFF-bytes", seed=3, seconds=2.0, options={"steps": 4})
             identity, gen = recv(router)
             assert gen.type == "generate" and gen.token is None and gen.signature  # signed, not carried
-            assert gen.content["seed"] == 3 and gen.content["steps"] == 4
+            assert gen.content["seed"] == 3 and gen.content["options"] == {"steps": 4}
+            assert "steps" not in gen.content and "guidance" not in gen.content  # options only (1.4)
             assert gen.buffers["audio"].tobytes() == b"RIFF-bytes"
 
             deadline = time.monotonic() + 2

@@ -69,7 +69,7 @@ def test_ping(backend_server):
 def test_generate_streams_every_frame_once_in_order(backend_server):
     chunks, progress = [], []
     with backend_server.client() as client:
-        result = client.generate(SONG, seed=5, steps=FAST_STEPS, seconds=7.0,
+        result = client.generate(SONG, seed=5, options={"steps": FAST_STEPS}, seconds=7.0,
                                  on_chunk=chunks.append, on_progress=lambda s, f: progress.append((s, f)))
     n = 210
     assert result.num_frames == n and result.fps == 30
@@ -101,13 +101,13 @@ def test_generate_streams_every_frame_once_in_order(backend_server):
 
 def test_same_seed_same_dance_and_a_span_counts_frames_from_its_start(backend_server):
     with backend_server.client() as client:
-        whole = client.generate(SONG, seed=9, steps=FAST_STEPS, seconds=3.0)
-        again = client.generate(SONG, seed=9, steps=FAST_STEPS, seconds=3.0)
-        other = client.generate(SONG, seed=10, steps=FAST_STEPS, seconds=3.0)
+        whole = client.generate(SONG, seed=9, options={"steps": FAST_STEPS}, seconds=3.0)
+        again = client.generate(SONG, seed=9, options={"steps": FAST_STEPS}, seconds=3.0)
+        other = client.generate(SONG, seed=10, options={"steps": FAST_STEPS}, seconds=3.0)
         chunks = []
-        span = client.generate(SONG, seed=9, steps=FAST_STEPS, start=2.0, seconds=3.0,
+        span = client.generate(SONG, seed=9, options={"steps": FAST_STEPS}, start=2.0, seconds=3.0,
                                on_chunk=chunks.append)
-        tail = client.generate(SONG, seed=9, steps=FAST_STEPS, start=5.5)
+        tail = client.generate(SONG, seed=9, options={"steps": FAST_STEPS}, start=5.5)
     np.testing.assert_array_equal(whole.rotations, again.rotations)
     assert not np.allclose(whole.root_translation, other.root_translation)
     assert span.num_frames == 90 and span.summary["start_frame"] == 60 and chunks[0].start == 0
@@ -136,7 +136,7 @@ def test_cancel_stops_a_running_job_quickly(backend_server):
 def test_cancel_a_queued_job_removes_it_at_once(backend_server):
     with backend_server.client(heartbeat_interval=0.5) as client:
         long_id = client.submit_generate(wav_bytes(20.0, seed=3), seed=1, options={"steps": 200})
-        queued_id = client.submit_generate(SONG, seed=2, steps=FAST_STEPS)
+        queued_id = client.submit_generate(SONG, seed=2, options={"steps": FAST_STEPS})
         long_job = wait_for(client, long_id, {"accepted"})[-1].job_id
         accepted = wait_for(client, queued_id, {"accepted"})[-1]
         assert accepted.content["queue_position"] == 1
@@ -156,8 +156,8 @@ def test_cancel_a_queued_job_removes_it_at_once(backend_server):
 
 def test_two_clients_at_once_queue_and_both_finish(backend_server):
     with backend_server.client() as first, backend_server.client() as second:
-        a = first.submit_generate(wav_bytes(4.0, seed=1), seed=1, steps=4)
-        b = second.submit_generate(wav_bytes(3.0, seed=2), seed=2, steps=FAST_STEPS)
+        a = first.submit_generate(wav_bytes(4.0, seed=1), seed=1, options={"steps": 4})
+        b = second.submit_generate(wav_bytes(3.0, seed=2), seed=2, options={"steps": FAST_STEPS})
         accepted_b = wait_for(second, b, {"accepted"})[-1]
         assert accepted_b.content["queue_position"] == 1
         done_a = wait_for(first, a, {"done", "error"})[-1]
@@ -165,6 +165,20 @@ def test_two_clients_at_once_queue_and_both_finish(backend_server):
     assert (done_a.type, done_b.type) == ("done", "done")
     assert done_a.content["summary"]["frames"] == 120 and done_b.content["summary"]["frames"] == 90
     assert done_b.content["timings"]["queue_s"] > 0
+
+
+def test_a_model_at_a_rate_the_music_analysis_cannot_feed_is_refused_at_load():
+    """Each model has its own rate (hello lists it, its jobs carry it); the server checks it
+    when it loads the model, not when a job first runs."""
+    from backend.models.registry import DEFAULT_MODEL, load_generator
+    from backend.music.features import FEATURE_FPS
+    from backend.server.server import check_frame_rate
+
+    generator = load_generator(DEFAULT_MODEL, "cpu")
+    check_frame_rate(generator, FEATURE_FPS)  # every bundled model runs at the features' 30 fps
+    generator.fps = 25  # as if its checkpoint had been trained at 25 fps
+    with pytest.raises(ChoreoError, match=f"{DEFAULT_MODEL} makes motion at 25 fps.*at 30 fps only"):
+        check_frame_rate(generator, FEATURE_FPS)
 
 
 def test_shutdown_cancels_jobs_replies_and_exits_cleanly(backend_server):

@@ -66,7 +66,7 @@ def raw_frames(kind: str, buffers=None, token: str | None = TOKEN, **header) -> 
 def expect_job_error(server, audio: bytes, code: str, **kwargs) -> None:
     with client(server) as c:
         with pytest.raises(ChoreoError) as info:
-            c.generate(audio, steps=FAST_STEPS, **kwargs)
+            c.generate(audio, options={"steps": FAST_STEPS}, **kwargs)
     assert info.value.code == code, info.value
     assert info.value.message
 
@@ -102,8 +102,8 @@ def test_audio_over_the_limit(server):
     ({"options": {"no_such_option": 1}}, "bad_option"),
     ({"options": {"steps": 0}}, "bad_option"),
     ({"options": {"steps": 2.5}}, "bad_option"),
-    ({"steps": 10_000}, "bad_option"),
-    ({"guidance": "loud"}, "bad_option"),
+    ({"options": {"steps": 10_000}}, "bad_option"),
+    ({"options": {"guidance": "loud"}}, "bad_option"),
     ({"seed": -1}, "bad_option"),
     ({"seed": 2**40}, "bad_option"),
     ({"start": -1.0}, "bad_range"),
@@ -119,6 +119,34 @@ def test_bad_generation_parameters(server, kwargs, code):
         end = wait_for(c, msg_id, {"done", "error", "cancelled"})[-1]
     assert end.type == "error" and end.content["code"] == code, end.content
     assert end.reply_to == msg_id
+
+
+@pytest.mark.parametrize("field, value", [("steps", 4), ("guidance", 2.0), ("steps", "many")])
+def test_a_top_level_steps_or_guidance_is_refused_naming_the_field(server, raw, field, value):
+    """Protocol 1.4 reads steps and guidance in ``options`` only. What a 1.3 client puts at
+    the top level is refused, never quietly dropped (the client would get the model's
+    default without knowing it), and the refusal names the field and where it goes."""
+    audio = np.frombuffer(wav_bytes(2.0), np.uint8)
+    raw.send_multipart(raw_frames("generate", {"audio": audio}, version="1.3",
+                                  content={"seed": 1, field: value, "options": {}}))
+    reply = answer(raw)
+    assert reply.type == "error" and reply.content["code"] == "bad_option", reply.content
+    assert repr(field) in reply.content["message"] and "options" in reply.content["message"]
+    assert_serving(server)
+
+
+def test_a_1_3_clients_null_steps_and_guidance_mean_the_models_defaults(server, raw):
+    """1.3 clients send ``"steps": null, "guidance": null`` with every request: still accepted."""
+    audio = np.frombuffer(wav_bytes(2.0), np.uint8)
+    raw.send_multipart(raw_frames("generate", {"audio": audio}, version="1.3", content={
+        "seed": 1, "seconds": 1.0, "steps": None, "guidance": None, "options": {"steps": FAST_STEPS}}))
+    accepted = answer(raw)
+    assert accepted.type == "accepted" and accepted.content["options"]["steps"] == FAST_STEPS, accepted.content
+    raw.send_multipart(raw_frames("cancel", content={"job_id": accepted.job_id}))
+    messages = [answer(raw)]
+    while messages[-1].type not in ("done", "cancelled", "error"):
+        messages.append(answer(raw))
+    assert messages[-1].type in ("done", "cancelled"), messages[-1].content
 
 
 def test_generate_without_an_audio_buffer(server, raw):
@@ -240,9 +268,9 @@ def test_queue_full(server):
         running = c.submit_generate(wav_bytes(15.0, seed=4), seed=1, options={"steps": 200})
         running_job = wait_for(c, running, {"accepted"})[-1].job_id
         wait_for(c, running, {"progress"})  # it has left the queue and runs
-        queued = c.submit_generate(wav_bytes(2.0), steps=FAST_STEPS)
+        queued = c.submit_generate(wav_bytes(2.0), options={"steps": FAST_STEPS})
         queued_job = wait_for(c, queued, {"accepted"})[-1].job_id
-        refused = c.submit_generate(wav_bytes(2.0), steps=FAST_STEPS)  # max_queue is 1
+        refused = c.submit_generate(wav_bytes(2.0), options={"steps": FAST_STEPS})  # max_queue is 1
         end = wait_for(c, refused, {"error", "accepted"})[-1]
         assert end.type == "error" and end.content["code"] == "queue_full"
         for msg_id, job_id in ((queued, queued_job), (running, running_job)):

@@ -151,7 +151,7 @@ def test_clients_that_close_free_their_queue_places_at_once(server):
         wait_for(busy, running, {"progress"})  # it has left the queue and runs
         for seed in (2, 3):  # max_queue is 2: these two fill the queue
             gone = server.client()
-            msg_id = gone.submit_generate(wav_bytes(2.0, seed=seed), seed=seed, steps=FAST_STEPS)
+            msg_id = gone.submit_generate(wav_bytes(2.0, seed=seed), seed=seed, options={"steps": FAST_STEPS})
             assert wait_for(gone, msg_id, {"accepted", "error"})[-1].type == "accepted"
             gone.close()
         # the two places come free when the connections end: long before the running job
@@ -160,7 +160,7 @@ def test_clients_that_close_free_their_queue_places_at_once(server):
         now = stats(server)
         assert now["running_job"] == running_job and now["jobs_dropped"] == before + 2
         with server.client() as live:  # a live client gets a place
-            msg_id = live.submit_generate(wav_bytes(2.0, seed=5), seed=5, steps=FAST_STEPS)
+            msg_id = live.submit_generate(wav_bytes(2.0, seed=5), seed=5, options={"steps": FAST_STEPS})
             accepted = wait_for(live, msg_id, {"accepted", "error"})[-1]
             assert accepted.type == "accepted", accepted.content
             live.cancel(accepted.job_id)

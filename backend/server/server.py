@@ -37,7 +37,6 @@ from typing import Any
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
-from backend.conventions import FPS
 from backend.motion.skeleton import JOINT_NAMES
 from backend.server.config import ServerConfig, generate_token
 from backend.server.jobs import Job, JobBoard, Stats, client_timeout_error
@@ -69,6 +68,20 @@ def backend_version() -> str:
             return str(tomllib.loads(pyproject.read_text())["project"]["version"])
         except (OSError, KeyError, tomllib.TOMLDecodeError):
             return "unknown"
+
+
+def check_frame_rate(generator: Any, feature_fps: int) -> None:
+    """Refuse, when it loads, a model this backend cannot feed.
+
+    Each model makes motion at its own rate (``generator.fps``, from its checkpoint or
+    motion library; ``hello`` lists it, every job's messages carry it), and it hears one
+    row of music features per frame. The music analysis runs at ``feature_fps`` only, so
+    a model at any other rate would dance too fast or too slow: it is refused here, at
+    start-up, rather than on its first job.
+    """
+    if generator.fps != feature_fps:
+        raise ChoreoError("bad_config", f"model {generator.name} makes motion at {generator.fps} fps, "
+                          f"but this backend analyses music at {feature_fps} fps only")
 
 
 class Server:
@@ -121,11 +134,11 @@ class Server:
         for name in self.config.models or tuple(available_models()) or (DEFAULT_MODEL,):
             t0 = time.monotonic()
             self.generators[name] = load_generator(name, self.device, self.config.checkpoints.get(name))
+            check_frame_rate(self.generators[name], features.FEATURE_FPS)
             log.info("loaded model %s on %s in %.1f s", name, self.device, time.monotonic() - t0)
         self.default_model = DEFAULT_MODEL if DEFAULT_MODEL in self.generators else next(iter(self.generators))
         self.cache = MusicCache(max_seconds=self.config.max_audio_seconds)
         self.num_frames = features.num_frames
-
 
     def _finish_warm_up(self) -> None:
         """On the worker thread, before its first job: wait for the music warm-up, then one
@@ -392,7 +405,8 @@ class Server:
     def _hello_content(self) -> dict[str, Any]:
         return {
             "protocol": PROTOCOL_NAME, "protocol_version": PROTOCOL_VERSION,
-            "backend_version": backend_version(), "device": self.device, "fps": FPS,
+            "backend_version": backend_version(), "device": self.device,
+            "fps": self.generators[self.default_model].fps,  # 1.3 clients read this; 1.4, models[i].fps
             "joint_names": list(JOINT_NAMES),
             "models": [g.describe() for g in self.generators.values()],
             "default_model": self.default_model,
@@ -414,17 +428,17 @@ class Server:
                   audio=audio_bytes(message))
         ahead = self.board.submit(job)
         self.stats.add("jobs_accepted")
-        frames = self.num_frames(spec.seconds, FPS) if spec.seconds is not None else None
+        fps = self.generators[spec.model].fps
+        frames = self.num_frames(spec.seconds, fps) if spec.seconds is not None else None
         log.info("job %s accepted for %s: model %s, seed %d, %d ahead", job.job_id, identity.hex(),
                  spec.model, spec.seed, ahead)
         self._send(identity, reply(message, "accepted", {
-            "queue_position": ahead, "frames_total": frames, "model": spec.model, "seed": spec.seed,
-            "options": spec.options}, job_id=job.job_id))
+            "queue_position": ahead, "frames_total": frames, "fps": fps, "model": spec.model,
+            "seed": spec.seed, "options": spec.options}, job_id=job.job_id))
 
     def _on_inpaint(self, identity: bytes, message: Message) -> None:
         spec, audio = parse_inpaint(message, self.generators, self.default_model,
-                                    lambda key: key in self.cache,
-                                    int(self.config.max_audio_seconds * FPS) + 1)
+                                    lambda key: key in self.cache, self.config.max_audio_seconds)
         job = Job(job_id=new_id(), identity=identity, request_id=message.msg_id, spec=spec, audio=audio)
         ahead = self.board.submit(job)
         self.stats.add("jobs_accepted")
@@ -432,7 +446,8 @@ class Server:
                  identity.hex(), spec.model, spec.edit_start, spec.edit_stop, spec.frames, ahead)
         self._send(identity, reply(message, "accepted", {
             "queue_position": ahead, "frames_total": spec.edit_stop - spec.edit_start,
-            "edit_start": spec.edit_start, "edit_stop": spec.edit_stop, "model": spec.model,
+            "fps": self.generators[spec.model].fps, "edit_start": spec.edit_start,
+            "edit_stop": spec.edit_stop, "model": spec.model,
             "seed": spec.seed, "options": spec.options}, job_id=job.job_id))
 
     def _on_cancel(self, identity: bytes, message: Message) -> None:

@@ -23,8 +23,9 @@ from protocol.errors import ChoreoError
 from protocol.messages import Message
 
 MAX_SEED = 2**32 - 1
-TOP_LEVEL_OPTIONS = ("steps", "guidance")
-"""Request fields that are also model options: they are checked by the model's OptionSpec."""
+RETIRED_FIELDS = ("steps", "guidance")
+"""Model options that protocol 1.0-1.3 also took at the top level of a request. Since 1.4
+they go in ``options`` only; a top-level value is refused, never silently dropped."""
 
 
 MAX_SPAN_SECONDS = 1e6
@@ -113,17 +114,23 @@ def _model_seed_options(c: dict[str, Any], generators: Mapping[str, Generator],
         options = {}
     elif not isinstance(options, dict):  # false, 0, "" or [] is not "no options"
         raise ChoreoError("bad_option", f"options must be a JSON object, got {options!r:.80}")
-    options = dict(options)
+    _refuse_retired_fields(c)
     specs = generators[model].options
-    for name in TOP_LEVEL_OPTIONS:
-        value = c.get(name)
-        if value is None:
-            continue
-        if name not in {s.name for s in specs}:
-            raise ChoreoError("bad_option", f"model {model!r} has no {name!r} (it is "
-                              f"{generators[model].family}); leave it null")
-        options[name] = value
     return model, int(seed), check_options(specs, options)
+
+
+def _refuse_retired_fields(c: dict[str, Any]) -> None:
+    """``bad_option`` naming a top-level ``steps`` or ``guidance`` (see RETIRED_FIELDS).
+
+    A null is let through: 1.3 clients send ``"steps": null`` with every request, and it
+    meant "the model's default", as leaving the option out of ``options`` does. Any
+    other value is refused, so an older client that asked for 4 steps learns that it
+    did not get them instead of silently getting the model's default.
+    """
+    for name in RETIRED_FIELDS:
+        if c.get(name) is not None:
+            raise ChoreoError("bad_option", f"{name!r} is no longer read at the top level of a request "
+                              f"(protocol 1.4): send it in options, as {{\"options\": {{\"{name}\": ...}}}}")
 
 
 def _start(c: dict[str, Any]) -> float:
@@ -165,18 +172,19 @@ def _editing_abilities(generator: Generator) -> list[str]:
 
 
 def parse_inpaint(message: Message, generators: Mapping[str, Generator], default_model: str,
-                  cached: Callable[[str], bool], max_frames: int) -> tuple[InpaintSpec, bytes]:
+                  cached: Callable[[str], bool], max_seconds: float) -> tuple[InpaintSpec, bytes]:
     """An ``InpaintSpec`` and the audio bytes (empty when named by hash) of an inpaint
     request, or a ``ChoreoError`` naming what is wrong.
 
     ``cached(hash)`` says whether the server still holds that audio's analysis;
-    ``max_frames`` bounds the motion before any copy of it is made (the longest song).
+    ``max_seconds`` (the longest song) bounds the motion before any copy of it is made.
     The arrays in the spec are read-only: the server copies kept values back from them.
     """
     c = message.content
     model, seed, options = _model_seed_options(c, generators, default_model)
     start = _start(c)
     generator = generators[model]
+    max_frames = int(max_seconds * generator.fps) + 1
     sent = message.buffers.get("rotations")
     if sent is not None and sent.ndim >= 1 and sent.shape[0] > max_frames:
         raise ChoreoError("bad_motion", f"the motion has {sent.shape[0]} frames; no song this backend "

@@ -24,12 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from protocol.client import ChoreoClient
-from protocol.connection import (
+from ..protocol.client import ChoreoClient
+from ..protocol.connection import (
     live_connection_info, private_runtime_dir, runtime_dir, scan_connection_files,
 )
-from protocol.errors import ChoreoError, ChoreoTimeout, ProtocolError
-from protocol.launch import BackendStartError, LaunchedBackend, launch_backend, log_tail
+from ..protocol.errors import ChoreoError, ChoreoTimeout, ProtocolError
+from ..protocol.launch import BackendStartError, LaunchedBackend, launch_backend, log_tail
 
 
 class LinkError(RuntimeError):
@@ -72,7 +72,6 @@ class BackendInfo:
     protocol_version: str
     models: list[dict[str, Any]]
     default_model: str
-    fps: float
     hello: dict[str, Any]
 
     @property
@@ -129,7 +128,7 @@ class BackendLink:
             endpoint=endpoint, version=str(hello.get("backend_version", "?")),
             device=str(hello.get("device", "?")), protocol_version=str(hello.get("protocol_version", "?")),
             models=list(hello.get("models", [])), default_model=str(hello.get("default_model", "")),
-            fps=float(hello.get("fps", 30)), hello=hello)
+            hello=hello)
         if not self.info.models:
             self.disconnect(stop_local=False)
             self.error = "the backend has no models loaded"

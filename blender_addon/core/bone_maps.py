@@ -45,7 +45,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from protocol.skeleton import JOINT_NAMES
+from ..protocol.skeleton import JOINT_NAMES
 
 FORMAT = "choreo-bone-map"
 VERSION = 1

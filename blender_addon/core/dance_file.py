@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from protocol.skeleton import JOINT_NAMES
+from ..protocol.skeleton import JOINT_NAMES
 
 
 class DanceFileError(ValueError):

@@ -13,7 +13,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from protocol.skeleton import JOINT_INDEX, JOINT_NAMES, NUM_JOINTS
+from ..protocol.skeleton import JOINT_INDEX, JOINT_NAMES, NUM_JOINTS
 
 ROOT_COLUMN = NUM_JOINTS
 """The keep-mask's last column: the root (pelvis) trajectory (docs/protocol.md#inpaint)."""

@@ -182,13 +182,6 @@ def enum_items() -> list[tuple[str, str, str]]:
     return [(p.name, p.label, p.description) for p in PRESETS.values()]
 
 
-def frame_rate(fps: int, fps_base: float) -> float:
-    """Frames per second as Blender plays them (and the FBX exporter writes them)."""
-    if fps <= 0 or fps_base <= 0:
-        raise ValueError(f"invalid frame rate: fps={fps}, fps_base={fps_base}")
-    return fps / fps_base
-
-
 def action_frame_range(frame_range: tuple[float, float]) -> tuple[int, int]:
     """An action's (float) frame range as the whole frames the exporter bakes.
 

@@ -173,18 +173,6 @@ def plant_offsets(positions: np.ndarray, spans: Sequence[Span], held: np.ndarray
     return offset, weight
 
 
-def resample_labels(labels: np.ndarray, source_fps: float, target_fps: float, frames: int | None = None,
-                    ) -> np.ndarray:
-    """Labels (T, C) at another frame rate: each new frame takes the nearest source frame's."""
-    labels = np.asarray(labels, dtype=np.float32)
-    if labels.shape[0] == 0:
-        return labels
-    if frames is None:
-        frames = int(np.floor((labels.shape[0] - 1) / source_fps * target_fps + 1e-6)) + 1
-    src = np.clip(np.round(np.arange(frames) * source_fps / target_fps).astype(int), 0, labels.shape[0] - 1)
-    return labels[src]
-
-
 __all__ = ["THRESHOLD", "BLEND_FRAMES", "CONTACT_PROPERTY_PREFIX", "Span", "contact_spans",
-           "held_positions", "plant_offsets", "span_mask", "property_name", "joint_of_property", "resample_labels",
+           "held_positions", "plant_offsets", "span_mask", "property_name", "joint_of_property",
            "smoothstep"]

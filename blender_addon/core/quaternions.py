@@ -163,21 +163,3 @@ def forward_kinematics(local: np.ndarray, root: np.ndarray, offsets: np.ndarray,
         pos[:, j] = np.asarray(root, dtype=np.float64) if p < 0 else pos[:, p] + rot[:, p] @ offsets[j]
     return pos, rot
 
-
-def resample(rotations: np.ndarray, root: np.ndarray, source_fps: float, target_fps: float,
-             ) -> tuple[np.ndarray, np.ndarray]:
-    """Motion at ``source_fps`` resampled to ``target_fps`` (slerp rotations, lerp root).
-
-    The first frame stays the first frame; the result covers the same duration, so
-    a 30 s dance is 30 s long at 24, 25 or 29.97 fps. Both rates may be fractional.
-    """
-    frames = rotations.shape[0]
-    duration = (frames - 1) / source_fps
-    count = int(np.floor(duration * target_fps + 1e-6)) + 1
-    source_t = np.arange(count) * (source_fps / target_fps)
-    lo = np.clip(np.floor(source_t).astype(int), 0, frames - 1)
-    hi = np.clip(lo + 1, 0, frames - 1)
-    u = source_t - lo
-    rot = slerp(rotations[lo], rotations[hi], np.broadcast_to(u[:, None], (count, rotations.shape[1])))
-    rootr = root[lo] * (1 - u[:, None]) + root[hi] * u[:, None]
-    return rot, rootr

@@ -105,7 +105,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from protocol.skeleton import (
+from ..protocol.skeleton import (
     JOINT_INDEX, NUM_JOINTS, OFFSETS, PARENTS, PELVIS_REST_HEIGHT,
     rest_joint_positions,
 )

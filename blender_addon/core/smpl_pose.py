@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from protocol.skeleton import JOINT_NAMES, PELVIS_REST_HEIGHT, rest_joint_positions
+from ..protocol.skeleton import JOINT_NAMES, PELVIS_REST_HEIGHT, rest_joint_positions
 
 PELVIS_REST_HEAD: np.ndarray = np.array([0.0, 0.0, PELVIS_REST_HEIGHT])
 """Where the rig's pelvis bone sits in the rest pose (soles on the floor, z = 0)."""

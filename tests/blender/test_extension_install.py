@@ -7,8 +7,11 @@
    ``bpy.ops.extensions.package_install_files(repo="user_default", enable_on_install=True)``:
    Blender unpacks it into the extension repository, extracts the wheels that fit this
    platform and Python into its extension site-packages, and enables ``bl_ext.user_default.choreo``.
-   ``zmq`` and ``protocol`` must then come from those wheels: this bpy environment has its
-   own pyzmq (the tests need it), so the probe refuses to import either from anywhere else.
+   ``zmq`` must then come from those wheels: this bpy environment has its own pyzmq (the
+   tests need it), so the probe refuses to import it from anywhere else. The protocol
+   package comes from inside the extension (``bl_ext.user_default.choreo.protocol``): the
+   probe first puts another top-level ``protocol`` on ``sys.path``, as another extension's
+   wheel in the shared site-packages would, and the add-on must neither need nor touch it.
 3. The installed add-on connects to the session's real backend and runs the generate operator.
 
 The probe runs once per module and reports each stage in a JSON file, so a failing stage
@@ -54,9 +57,15 @@ def stage(name, fn):
         report[name + "_error"] = traceback.format_exc()
     save()
 
-# Only the extension's site-packages may provide these (this bpy venv has its own pyzmq).
+# Only the extension's site-packages may provide this (this bpy venv has its own pyzmq).
 EXT_ROOT = os.path.realpath(os.path.join(params["user_resources"], "extensions")) + os.sep
-ONLY_FROM_EXTENSION = {"zmq", "protocol"}
+ONLY_FROM_EXTENSION = {"zmq"}
+
+# Another extension's top-level `protocol`, ahead of everything on the path.
+os.makedirs(os.path.join(params["other_site"], "protocol"), exist_ok=True)
+with open(os.path.join(params["other_site"], "protocol", "__init__.py"), "w") as fh:
+    fh.write("KIND = 'not ours'\n")
+sys.path.insert(0, params["other_site"])
 
 class ExtensionOnly:
     @staticmethod
@@ -98,18 +107,22 @@ def installed():
     }
 
 def imports():
+    import importlib
     import zmq
-    import protocol
-    import protocol.messages
-    from protocol.client import ChoreoClient
+    import protocol as other
     import numpy as np
-    sent = protocol.messages.Message("hello", {"n": 1}, buffers={"x": np.arange(4, dtype=np.float32)})
-    frames = [bytes(f) for f in protocol.messages.encode(sent)]
-    back = protocol.messages.decode(frames)
+    ours = importlib.import_module(params["module"] + ".protocol")
+    messages = importlib.import_module(params["module"] + ".protocol.messages")
+    session = importlib.import_module(params["module"] + ".session")
+    sent = messages.Message("hello", {"n": 1}, buffers={"x": np.arange(4, dtype=np.float32)})
+    frames = [bytes(f) for f in messages.encode(sent)]
+    back = messages.decode(frames)
     assert back.type == "hello" and back.buffers["x"].tolist() == [0.0, 1.0, 2.0, 3.0], back
     header = frames[0]
     return {"zmq_file": zmq.__file__, "zmq_version": zmq.__version__, "libzmq": zmq.zmq_version(),
-            "protocol_file": protocol.__file__, "client": ChoreoClient.__module__,
+            "protocol_file": ours.__file__, "client": session.ChoreoClient.__module__,
+            "other_protocol": [other.KIND, other.__file__,
+                               sorted(m for m in sys.modules if m.split(".")[0] == "protocol")],
             "encoded_header_bytes": len(header)}
 
 def fcurves_of(obj):
@@ -188,6 +201,7 @@ def probe(extension_zip: Path, backend, tmp_path_factory: pytest.TempPathFactory
     script.write_text(PROBE)
     report_path = work / "report.json"
     params = {"zip": str(extension_zip), "report": str(report_path), "user_resources": str(user),
+              "other_site": str(work / "other-extension-site"),
               "module": EXTENSION_MODULE, "repo_root": str(REPO_ROOT),
               "connection_file": str(backend.connection_file), "song": str(EXAMPLE_SONG),
               "seconds": SECONDS, "options": FAST_OPTIONS}
@@ -229,19 +243,26 @@ def test_installs_and_enables_as_an_extension(probe: dict) -> None:
     files = set(installed["files"])
     assert {"blender_manifest.toml", "__init__.py"} <= files
     assert {f"wheels/{Path(w).name}" for w in MANIFEST["wheels"]} <= files
+    assert {f"protocol/{p.name}" for p in (REPO_ROOT / "protocol").glob("*.py")} <= files
     assert not any(f.startswith(("backend/", "torch/")) for f in files)
     assert installed["repo_on_path"] == [], "the repository leaked onto the probe's sys.path"
 
 
-def test_zmq_and_protocol_come_from_the_extensions_wheels(probe: dict) -> None:
+def test_zmq_comes_from_the_wheels_and_protocol_from_inside_the_extension(probe: dict) -> None:
     installed = _stage(probe, "installed")
     imports = _stage(probe, "imports")
     site = installed["site_packages"]
     assert len(site) == 1, site
     assert imports["zmq_file"].startswith(site[0]), imports
-    assert imports["protocol_file"] == str(Path(site[0]) / "protocol" / "__init__.py"), imports
     assert {imports["zmq_version"]} == PYZMQ_VERSION
-    assert imports["client"] == "protocol.client"
+    folder = Path(installed["repo_directory"]) / "choreo"
+    assert imports["protocol_file"] == str(folder / "protocol" / "__init__.py"), imports
+    assert imports["client"] == f"{EXTENSION_MODULE}.protocol.client"
+    assert not (Path(site[0]) / "protocol").exists()  # nothing of ours in the shared site-packages
+    # another extension's top-level protocol stayed what it was, and the only one by that name
+    kind, other_file, loaded = imports["other_protocol"]
+    assert kind == "not ours" and Path(other_file).parent.parent.name == "other-extension-site"
+    assert loaded == ["protocol"]
     assert imports["encoded_header_bytes"] > 0
 
 
@@ -292,8 +313,6 @@ def test_blenders_own_rules_accept_the_manifest_and_pick_one_pyzmq_everywhere(
             patch.setattr(sys, "version_info", (*python, 0, "final", 0))
             chosen = [w.rsplit("/", 1)[-1] for w in bl_extension_ops._extensions_wheel_filter_for_this_system(wheels)]
         tag = "cp%d%d" % python
-        assert all(w.startswith(("pyzmq-", "choreo_protocol-")) for w in chosen), chosen
-        pyzmq = [w for w in chosen if w.startswith("pyzmq-")]
-        assert len(pyzmq) == 1 and f"-{tag}-{tag}-" in pyzmq[0], (platform, python, chosen)
-        assert WHEEL_PLATFORM[platform] in pyzmq[0], (platform, pyzmq)
-        assert f"choreo_protocol-{MANIFEST['version']}-py3-none-any.whl" in chosen, (platform, chosen)
+        assert len(chosen) == 1 and chosen[0].startswith("pyzmq-"), (platform, python, chosen)
+        assert f"-{tag}-{tag}-" in chosen[0], (platform, python, chosen)
+        assert WHEEL_PLATFORM[platform] in chosen[0], (platform, chosen)

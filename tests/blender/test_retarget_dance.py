@@ -125,7 +125,11 @@ def test_retargeting_the_smpl_rigs_dance_gives_the_keys_of_generating_onto_the_r
     assert worst < 2e-5, worst
     # The retargeted rig regenerates in place like a generated one (its dance's meta came along).
     meta = session.MotionMeta.load(retargeted)
-    assert meta.seed == 3 and meta.audio_path == str(EXAMPLE_SONG)
+    assert meta.model and meta.audio_path == str(EXAMPLE_SONG) and meta.start_seconds == 1.0
+    saved = json.loads(retargeted[session.META_KEY])
+    assert "seed" not in saved  # regeneration takes the panel's seed: the dance keeps none
+    retargeted[session.META_KEY] = json.dumps({**saved, "seed": 3})  # as an older add-on saved it
+    assert session.MotionMeta.load(retargeted) == meta
 
 
 def test_retarget_from_a_choreo_npz_and_refuse_a_wrong_one(addon, scene, tmp_path):  # noqa: ANN001, F811
