@@ -4,9 +4,7 @@ and a real server's `hello`, which lists each with its family, options and editi
 
 from __future__ import annotations
 
-import ast
 import dataclasses
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,9 +20,6 @@ from tests.test_training import _features, dataset  # noqa: F401  (the module's 
 
 
 TRAINED = [name for name in available_models() if MODELS[name].trained]
-
-
-REPO = Path(__file__).resolve().parents[1]
 FAMILIES = ("diffusion", "autoregressive", "motion_graph")
 
 
@@ -57,25 +52,6 @@ def test_choreo_train_offers_exactly_the_trained_models():
     assert set(trained_models()) == {"edge", "popdg", "fact", "dancenet"}
     with pytest.raises(SystemExit):
         choreo(["train", "DATA", "--out", "RUN", "--model", "graph"])
-
-
-def _imports(path: Path) -> set[str]:
-    """Every module a file imports, at any depth (function-level imports included)."""
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            found |= {alias.name for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            found.add(node.module)
-    return found
-
-
-def test_inference_never_imports_training():
-    """backend/models is what the server runs; the training package sits above it."""
-    offending = {f"{path.relative_to(REPO)} imports {module}"
-                 for path in sorted((REPO / "backend" / "models").rglob("*.py"))
-                 for module in _imports(path) if module == "backend.training" or module.startswith("backend.training.")}
-    assert not offending
 
 
 def test_the_default_model_is_bundled_and_bundled_checkpoints_are_small():
