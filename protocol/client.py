@@ -332,17 +332,15 @@ class ChoreoClient:
                 timeout: float | None) -> list[StreamedChunk]:
         """Wait for a followed job to end; its chunks, or the error it ended with raised."""
         chunks: list[StreamedChunk] = []
-        shown: tuple[str, float] | None = None
         try:
             while True:
+                for stage, fraction in stream.take_progress():
+                    if on_progress is not None:
+                        on_progress(stage, fraction)
                 for chunk in stream.take_chunks():
                     chunks.append(chunk)
                     if on_chunk is not None:
                         on_chunk(chunk)
-                if on_progress is not None and stream.stage in ("features", "sampling") and (
-                        stream.stage, stream.fraction) != shown:
-                    shown = (stream.stage, stream.fraction)
-                    on_progress(*shown)
                 if stream.finished:
                     break
                 seen = stream.updates

@@ -162,6 +162,7 @@ class JobStream:
         self.timings: dict[str, Any] = {}
         self.updates = 0  # messages fed so far: a blocking caller waits for this to change
         self._new_chunks: list[StreamedChunk] = []
+        self._new_progress: list[tuple[str, float]] = []
         self._cancel_requested = False
 
     # -- the state machine ------------------------------------------------------------
@@ -195,6 +196,7 @@ class JobStream:
         elif msg.type == "progress":
             self.stage = str(content.get("stage", self.stage))
             self.fraction = float(content.get("fraction", 0.0))
+            self._new_progress.append((self.stage, self.fraction))
             self.frames_total = _count(content.get("frames_total"), self.frames_total)
         elif msg.type == "motion_chunk":
             chunk = StreamedChunk.from_message(msg)
@@ -253,6 +255,12 @@ class JobStream:
         """The chunks that arrived since the last call, in arrival (= frame) order."""
         chunks, self._new_chunks = self._new_chunks, []
         return chunks
+
+    def take_progress(self) -> list[tuple[str, float]]:
+        """Every ``progress`` message (stage, fraction) since the last call, in order: a
+        caller that reports each one (a progress bar's stage ends) loses none between polls."""
+        progress, self._new_progress = self._new_progress, []
+        return progress
 
     def poll(self) -> list[StreamedChunk]:
         """Read whatever has arrived, without blocking; the new chunks.

@@ -167,3 +167,20 @@ def test_a_chunk_at_another_rate_ends_the_job_and_stops_it_on_the_backend(fake_b
     assert "25 fps" in stream.message and "30" in stream.message
     cancels = [m for m in after if m.type == "cancel"]
     assert [m.content["job_id"] for m in cancels] == ["j1"]
+
+
+def test_every_progress_message_is_kept_when_many_arrive_between_two_polls(backend_server):
+    """A caller that polls late still sees each stage end (the blocking client reports every
+    ``progress`` message through ``take_progress``; a stage's 1.0 must not be lost)."""
+    with backend_server.client() as client:
+        stream = client.start_generate(SONG, seed=2, seconds=2.0, options=FAST)
+        deadline = time.monotonic() + 60
+        while not stream.finished and time.monotonic() < deadline:
+            time.sleep(1.0)  # let several messages pile up before each poll
+            stream.poll()
+        progress = stream.take_progress()
+    assert stream.state == "done"
+    for stage in ("features", "sampling"):
+        fractions = [f for s, f in progress if s == stage]
+        assert fractions == sorted(fractions) and fractions[-1] == 1.0, (stage, progress)
+    assert stream.take_progress() == []
