@@ -22,6 +22,12 @@ from protocol import ChoreoClient, Message
 
 FAST_STEPS = 2
 """Sampling steps for tests that only check plumbing, not dance quality."""
+PLUMBING_MODEL = "edge"
+"""What the test servers give a request naming no model. The product's default is ``graph``
+(measured, docs/models.md); the tests of streaming, editing, queueing and bad input run on
+``edge`` because its sampling steps (``FAST_STEPS``) make a job as short or as long as a
+test needs, and it edits every way (keyframes included). ``graph`` has its own tests
+(test_model_graph.py), and test_model_registry.py checks the product's default."""
 
 
 def wav_bytes(seconds: float, sample_rate: int = 22050, bpm: float = 120.0, seed: int = 0) -> bytes:
@@ -48,8 +54,12 @@ def start_test_server(folder: Path, default_location: bool = False, **overrides:
 
     default_location: let the server place its connection file itself, in its runtime
     dir, which is then ``folder / "runtime"`` (through ``$CHOREO_RUNTIME_DIR``).
+    A request naming no model gets ``edge`` where it is loaded (``PLUMBING_MODEL``), unless
+    ``default_model`` says otherwise.
     """
     folder.mkdir(parents=True, exist_ok=True)
+    if PLUMBING_MODEL in overrides.get("models", (PLUMBING_MODEL,)):
+        overrides.setdefault("default_model", PLUMBING_MODEL)
     if default_location:
         config = ServerConfig(device="cpu", **overrides)
         env = {"CHOREO_RUNTIME_DIR": str(folder / "runtime")}

@@ -26,7 +26,7 @@ def test_generate_writes_npz_and_bvh(tmp_path):
     song = tmp_path / "song.wav"
     song.write_bytes(wav_bytes(6.0, bpm=126.0, seed=4))
     proc = _choreo("generate", str(song), "--out", str(tmp_path / "d.npz"), "--bvh", str(tmp_path / "d.bvh"),
-                   "--seed", "3", "--start", "1.0", "--seconds", "4", "--steps", "4")
+                   "--seed", "3", "--start", "1.0", "--seconds", "4", "--model", "edge", "--steps", "4")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "wrote" in proc.stdout
     with np.load(tmp_path / "d.npz", allow_pickle=False) as data:
@@ -55,9 +55,10 @@ def test_generate_reports_bad_audio_clearly(tmp_path):
 
 
 def test_demo_runs_the_bundled_model_on_the_bundled_song(tmp_path):
-    proc = _choreo("demo", "--out", str(tmp_path / "demo"), "--seconds", "21", "--steps", "4")
+    proc = _choreo("demo", "--out", str(tmp_path / "demo"), "--seconds", "21")  # the product's default model
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert str((tmp_path / "demo" / "dance.npz").resolve()) in proc.stdout
     assert str((tmp_path / "demo" / "dance.bvh").resolve()) in proc.stdout
     clip = MotionClip.load_npz(tmp_path / "demo" / "dance.npz")
     assert clip.seconds == pytest.approx(21.0, abs=0.05)
+    assert "with model graph" in proc.stdout

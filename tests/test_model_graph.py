@@ -212,7 +212,7 @@ def test_hello_lists_graph_with_its_options_and_edits(server):
     options = {o["name"]: o for o in graph["options"]}
     assert set(options) == {"style", "energy", "travel"}
     assert options["style"]["default"] == "any" and "salsa" in options["style"]["choices"]
-    assert graph["editing"]["abilities"] == ["continuation", "range", "joints"]
+    assert graph["editing"]["abilities"] == ["continuation", "range", "joints", "keyframes"]
     assert hello["contact_names"]["graph"] == ["left_ankle", "left_foot", "right_ankle", "right_foot"]
 
 
@@ -303,6 +303,28 @@ def test_edits_remake_the_span_only_and_join_the_kept_motion(server, other_dance
     assert np.abs(result.rotations[first:stop][changed] - other_dance.rotations[first:stop][changed]).max() > 0.05
     positions = joint_positions(MotionClip(result.rotations, result.root_translation))
     assert border_jump_ratio(positions, ~kept) <= 3.0
+
+
+@pytest.mark.parametrize("first, stop, frames", [(60, 240, [120, 180]), (200, EDIT_FRAMES, [230])],
+                         ids=["inside-a-range", "in-a-continuation"])
+def test_keyframes_are_hit_and_the_dance_passes_through_them(server, other_dance, first, stop, frames):
+    """Poses from elsewhere in the dance, so the graph's frames must bend to meet them."""
+    keep = masks.continuation(EDIT_FRAMES, first) if stop == EDIT_FRAMES else masks.range_mask(EDIT_FRAMES, first, stop)
+    frames = np.array(frames)
+    sources = np.array([20, 280])[:len(frames)]
+    key_rot, key_root = other_dance.rotations[sources], other_dance.root_translation[sources]
+    with server.client(timeout=120) as client:
+        result = client.inpaint(SONG, rotations=other_dance.rotations, root_translation=other_dance.root_translation,
+                                contacts=other_dance.contacts, keep=keep, model="graph", seed=0,
+                                keyframe_frames=frames, keyframe_rotations=key_rot,
+                                keyframe_root_translation=key_root)
+    assert np.array_equal(result.rotations[frames], key_rot)
+    assert np.array_equal(result.root_translation[frames], key_root)
+    positions = joint_positions(MotionClip(result.rotations, result.root_translation))
+    regenerated = ~masks.keep_frames(keep, frames).all(axis=1)
+    assert border_jump_ratio(positions, regenerated) <= 3.0
+    speed = np.linalg.norm(np.diff(positions, axis=0), axis=-1).mean(axis=-1) * 30
+    assert speed[first:stop - 1].max() <= 4.0  # m/s: no joint rushes to a key pose
 
 
 def test_choreo_inpaint_with_graph_from_the_command_line(server, other_dance, tmp_path):

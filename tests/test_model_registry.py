@@ -13,7 +13,8 @@ from backend.cli import main as choreo
 from backend.editing.masks import ABILITIES
 from backend.models.base import GenerationRequest
 from backend.models.checkpoint import StoredConfig, load_checkpoint
-from backend.models.registry import MODELS, available_models, load_generator, resolve, trained_models
+from backend.models.registry import DEFAULT_MODEL, MODELS, available_models, load_generator, resolve, trained_models
+from backend.server.config import ServerConfig, ServerConfigError
 from backend.training.recipes import UnknownRecipeError, make_recipe
 from tests.server_fixtures import start_test_server
 from tests.test_training import _features, dataset  # noqa: F401  (the module's tiny dataset fixture)
@@ -55,7 +56,7 @@ def test_choreo_train_offers_exactly_the_trained_models():
 
 
 def test_the_default_model_is_bundled_and_bundled_checkpoints_are_small():
-    assert "edge" in available_models()
+    assert DEFAULT_MODEL in available_models()
     for name in available_models():
         assert MODELS[name].default_checkpoint.stat().st_size <= 20 * 1024 * 1024, name
 
@@ -81,14 +82,15 @@ def test_each_model_trains_with_the_shared_loop_and_streams_a_dance(model, datas
 
 
 def test_a_server_lists_every_bundled_model_with_its_capabilities(tmp_path):
-    server = start_test_server(tmp_path)
+    server = start_test_server(tmp_path, default_model="")  # the product's own default
     try:
         with server.client(timeout=60) as client:
             hello = client.hello()
     finally:
         server.stop()
     described = {m["name"]: m for m in hello["models"]}
-    assert set(described) == set(available_models()) and hello["default_model"] == "edge"
+    assert set(described) == set(available_models()) and hello["default_model"] == DEFAULT_MODEL == "graph"
+    assert "keyframes" in described[DEFAULT_MODEL]["editing"]["abilities"]  # the default edits every way
     for name, model in described.items():
         assert model["family"] == MODELS[name].family
         assert model["fps"] == 30 and hello["contact_names"][name] == model["contact_names"]
@@ -100,3 +102,8 @@ def test_a_server_lists_every_bundled_model_with_its_capabilities(tmp_path):
                 assert option["min"] <= option["default"] <= option["max"], option
             if option["type"] == "choice":
                 assert option["default"] in option["choices"], option
+
+
+def test_a_default_model_that_is_not_loaded_is_refused_at_start():
+    with pytest.raises(ServerConfigError, match="default model 'graph' is not among"):
+        ServerConfig(models=("edge",), default_model="graph").validate()

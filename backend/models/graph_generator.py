@@ -17,7 +17,12 @@ Edits:
   pulled onto the kept one evenly across the range, so the kept frames after it
   join without a jump;
 * joints (body part): the range is made as above and only the asked-for columns are
-  taken from it, over the kept others (upper body from the graph over the kept legs).
+  taken from it, over the kept others (upper body from the graph over the kept legs);
+* keyframes (whole frames kept inside the span): the range is made as above, then
+  warped onto them (``warp_onto_keyframes``): each keyframe's difference from the made
+  frame is spread over the frames between it and its neighbours (the span's borders or
+  the next keyframe), so the dance passes through every keyframe without a jump
+  (motion warping, Witkin and Popovic, SIGGRAPH 1995).
 """
 
 from __future__ import annotations
@@ -85,7 +90,8 @@ class GraphGenerator:
         return cls(library, name=name, info=info)
 
     def describe(self) -> dict[str, Any]:
-        return description(self, ("continuation", "range", "joints"), deterministic=False, **self.info)
+        return description(self, ("continuation", "range", "joints", "keyframes"), deterministic=False,
+                           **self.info)
 
     def _options(self, given: dict[str, Any]) -> dict[str, Any]:
         return {o.name: given.get(o.name, o.default) for o in self.options}
@@ -160,6 +166,11 @@ class GraphGenerator:
         if stop < total:
             q, r = self._meet(q, r, rotations[stop], root[stop])[:2]
             q, r, c = q[:-1], r[:-1], c[:-1]
+        keyframes = np.flatnonzero(np.asarray(request.keep)[first:stop].all(axis=1))
+        if len(keyframes):
+            q, r = warp_onto_keyframes(q, r, keyframes, rotations[first:stop][keyframes],
+                                       root[first:stop][keyframes], until_zero=stop < total,
+                                       tail=int(round(KEYFRAME_TAIL_S * self.fps)))
         if not _whole_frames(request.keep, first, stop):
             q, r, c = self._columns(request, q, r, first, stop)
         made.q[first:stop], made.root[first:stop], made.contacts[first:stop] = q, r, c
@@ -194,6 +205,44 @@ class GraphGenerator:
         r = np.where(keep[:, NUM_JOINTS:NUM_JOINTS + 1], current_r, r)
         positions, _ = forward_kinematics_np(rot.np_.quaternion_to_matrix(q), r)
         return q, r, contact_labels(positions, FOOT_CONTACT_JOINTS, self.fps)
+
+
+KEYFRAME_TAIL_S = 1.0
+"""After the last keyframe of a span that runs to the song's end (nothing kept after it),
+its difference fades out over this long, and the dance goes on as made."""
+
+
+def warp_onto_keyframes(q: np.ndarray, r: np.ndarray, keyframes: np.ndarray, q_keys: np.ndarray,
+                        r_keys: np.ndarray, until_zero: bool, tail: int) -> tuple[np.ndarray, np.ndarray]:
+    """Made frames (n, 24, 4), (n, 3) bent so that frame ``keyframes[i]`` is the i-th key pose.
+
+    Each key's difference from the made frame (a rotation vector per joint, a root offset)
+    is interpolated between anchors: zero just before the span (the kept frame the range
+    was blended from), each key's own difference at its frame, and zero at frame n (the
+    kept frame after a range, which the range already meets) or, with nothing kept after
+    the span (``until_zero`` False), ``tail`` frames after the last key. The weights are
+    smoothsteps, flat at every anchor, so the warp adds no speed at a border or a key.
+    """
+    n = len(q)
+    q_keys = np.where((q_keys * q[keyframes]).sum(-1, keepdims=True) < 0, -q_keys, q_keys)
+    d_rot = q_log(q_mul(q_keys, q_conj(q[keyframes])))  # (K, 24, 3)
+    d_root = r_keys - r[keyframes]
+    end = n if until_zero else min(n, int(keyframes[-1]) + max(tail, 1))
+    at = np.concatenate([[-1], keyframes, [end]]).astype(np.float64)
+    rot_at = np.concatenate([np.zeros((1, *d_rot.shape[1:])), d_rot, np.zeros((1, *d_rot.shape[1:]))])
+    root_at = np.concatenate([np.zeros((1, 3)), d_root, np.zeros((1, 3))])
+    frames = np.arange(n, dtype=np.float64)
+    right = np.clip(np.searchsorted(at, frames, side="left"), 1, len(at) - 1)
+    u = np.clip((frames - at[right - 1]) / (at[right] - at[right - 1]), 0.0, 1.0)
+    w = u * u * (3.0 - 2.0 * u)  # smoothstep
+    w_rot, w_root = w[:, None, None], w[:, None]
+    rot_offset = (1.0 - w_rot) * rot_at[right - 1] + w_rot * rot_at[right]
+    root_offset = (1.0 - w_root) * root_at[right - 1] + w_root * root_at[right]
+    warped_q = q_mul(q_exp(rot_offset), q)
+    warped_q[keyframes] = q_keys  # exact, not exp(log(.)) of it
+    warped_r = r + root_offset
+    warped_r[keyframes] = r_keys
+    return warped_q, warped_r
 
 
 def _whole_frames(keep: np.ndarray, first: int, stop: int) -> bool:

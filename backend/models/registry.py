@@ -18,7 +18,9 @@ from typing import Any
 from backend.models.base import Generator
 
 CHECKPOINT_DIR = Path(__file__).resolve().parents[1] / "checkpoints"
-DEFAULT_MODEL = "edge"
+DEFAULT_MODEL = "graph"
+"""What a request naming no model gets: chosen by measurement (docs/models.md, "Which model").
+A server can name another (``--default-model``)."""
 
 
 class UnknownModelError(KeyError):

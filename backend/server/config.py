@@ -47,6 +47,9 @@ class ServerConfig:
     models: generator names to load (empty: every registered model whose bundled
         checkpoint is present, so ``hello`` lists them all); a name may
         map to a checkpoint in ``checkpoints`` instead of its bundled weights.
+    default_model: what a request naming no model gets (empty: the registry's
+        ``DEFAULT_MODEL`` when it is loaded, else the first model loaded); a studio that
+        works mostly with one model sets it once here instead of in every request.
     max_message_bytes: larger requests get a ``message_too_large`` reply.
     hard_max_message_bytes: a frame over this is refused by ZeroMQ itself, which
         drops the connection without reading it (no reply is possible then);
@@ -67,6 +70,7 @@ class ServerConfig:
     connection_file: Path | None = None
     models: tuple[str, ...] = ()
     checkpoints: dict[str, str] = field(default_factory=dict)
+    default_model: str = ""
     device: str = "auto"
     max_audio_seconds: float = 600.0
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
@@ -95,6 +99,9 @@ class ServerConfig:
         if self.max_audio_seconds <= 0 or self.max_message_bytes <= 0 or self.max_queue < 0:
             raise ServerConfigError("bad_config", "max_audio_seconds and max_message_bytes must be "
                                     "positive, max_queue non-negative")
+        if self.default_model and self.models and self.default_model not in self.models:
+            raise ServerConfigError("bad_config", f"the default model {self.default_model!r} is not among "
+                                    f"the models to load ({', '.join(self.models)})")
         if self.client_timeout <= 0:
             raise ServerConfigError("bad_config", "client_timeout must be positive")
         if self.hard_limit < self.max_message_bytes:
@@ -128,6 +135,8 @@ class ServerConfig:
         for name in self.models:
             ckpt = self.checkpoints.get(name)
             args += ["--model", f"{name}={ckpt}" if ckpt else name]
+        if self.default_model:
+            args += ["--default-model", self.default_model]
         if not self.warm_up:
             args.append("--no-warm-up")
         return args
@@ -149,6 +158,8 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
                         help="where to write the connection file (default: runtime dir)")
     parser.add_argument("--model", action="append", default=[], metavar="NAME[=CHECKPOINT]",
                         help="model to load; repeat for several (default: every bundled model)")
+    parser.add_argument("--default-model", default="", metavar="NAME",
+                        help="the model a request naming none gets (default: the bundled default, docs/models.md)")
     parser.add_argument("--device", default=d.device, help="cpu, cuda, cuda:1 or auto")
     parser.add_argument("--max-audio-seconds", type=float, default=d.max_audio_seconds)
     parser.add_argument("--max-message-bytes", type=int, default=d.max_message_bytes)
@@ -174,7 +185,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         host=args.host, port=args.port, allow_remote=args.allow_remote,
         token=args.token or (None if args.open else os.environ.get(TOKEN_ENV)) or None, open=args.open,
         connection_file=args.connection_file, models=tuple(models), checkpoints=checkpoints,
-        device=args.device, max_audio_seconds=args.max_audio_seconds,
+        default_model=args.default_model, device=args.device, max_audio_seconds=args.max_audio_seconds,
         max_message_bytes=args.max_message_bytes,
         hard_max_message_bytes=args.hard_max_message_bytes, max_queue=args.max_queue,
         client_timeout=args.client_timeout, shutdown_grace=args.shutdown_grace,

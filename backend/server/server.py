@@ -38,7 +38,7 @@ import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from backend.motion.skeleton import JOINT_NAMES
-from backend.server.config import ServerConfig, generate_token
+from backend.server.config import ServerConfig, ServerConfigError, generate_token
 from backend.server.jobs import Job, JobBoard, Stats, client_timeout_error
 from backend.server.validation import audio_bytes, parse_generate, parse_inpaint
 from protocol.connection import default_connection_file, write_connection_file
@@ -136,7 +136,11 @@ class Server:
             self.generators[name] = load_generator(name, self.device, self.config.checkpoints.get(name))
             check_frame_rate(self.generators[name], features.FEATURE_FPS)
             log.info("loaded model %s on %s in %.1f s", name, self.device, time.monotonic() - t0)
-        self.default_model = DEFAULT_MODEL if DEFAULT_MODEL in self.generators else next(iter(self.generators))
+        if self.config.default_model and self.config.default_model not in self.generators:
+            raise ServerConfigError("bad_config", f"the default model {self.config.default_model!r} is not "
+                                    f"among the loaded ones ({', '.join(self.generators)})")
+        self.default_model = self.config.default_model or (
+            DEFAULT_MODEL if DEFAULT_MODEL in self.generators else next(iter(self.generators)))
         self.cache = MusicCache(max_seconds=self.config.max_audio_seconds)
         self.num_frames = features.num_frames
 

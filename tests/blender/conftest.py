@@ -21,7 +21,8 @@ from protocol.launch import LaunchedBackend, launch_backend
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FAST_OPTIONS = {"steps": 2}
-"""Generator options for tests that check plumbing, not dance quality."""
+"""Generator options for tests that check plumbing, not dance quality: the test backend's
+default is ``edge`` (``--default-model``; tests/server_fixtures.py says why)."""
 
 
 def backend_python() -> str:
@@ -41,11 +42,12 @@ def backend_env() -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LaunchedBackend]:
-    """One real backend process (CPU, bundled default model) for the whole session."""
+    """One real backend process (CPU, every bundled model, ``edge`` by default) for the whole session."""
     folder = tmp_path_factory.mktemp("backend")
     connection = folder / "backend.json"
     server = launch_backend(
-        [backend_python(), "-m", "backend.server", "--device", "cpu", "--connection-file", str(connection)],
+        [backend_python(), "-m", "backend.server", "--device", "cpu", "--connection-file", str(connection),
+         "--default-model", "edge"],
         connection, log_path=folder / "backend.log", env=backend_env(), cwd=REPO_ROOT)
     yield server
     server.stop()
