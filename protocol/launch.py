@@ -5,11 +5,13 @@ starts a local backend with whatever command the animator configured. Readiness 
 connection file: the server writes it only after loading and warming up its models,
 and it holds the child's pid, so a stale file from an earlier run is never mistaken
 for this one. The child's log goes to a file, not a pipe, so a chatty server can never
-block on a pipe nobody reads.
+block on a pipe nobody reads. The child is told our process id (``PARENT_PID_ENV``) and
+ends when we do, so a crashed Blender leaves no backend behind (docs/protocol.md).
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import time
@@ -19,6 +21,11 @@ from typing import Any, Callable, Sequence
 
 from .connection import read_connection_file
 from .errors import ProtocolError
+
+
+PARENT_PID_ENV = "CHOREO_PARENT_PID"
+"""Environment variable holding the launcher's process id: a backend that has it shuts
+down once that process is gone (``backend/server/parent_watch.py``)."""
 
 
 class BackendStartError(RuntimeError):
@@ -78,7 +85,9 @@ def launch_backend(command: Sequence[str], connection_file: str | Path | Callabl
         Path(connection_file).unlink(missing_ok=True)
     try:
         with open(log_path, "wb") as log_file:
-            proc = subprocess.Popen(list(command), cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+            proc = subprocess.Popen(list(command), cwd=cwd, env={**(os.environ if env is None else env),
+                                                                  PARENT_PID_ENV: str(os.getpid())},
+                                    stdin=subprocess.DEVNULL,
                                     stdout=log_file, stderr=log_file)
     except OSError as exc:
         raise BackendStartError(f"cannot run {command[0]!r}: {exc}") from None

@@ -230,3 +230,44 @@ def test_a_small_soak_loses_nothing_and_refuses_no_live_client(server):
     wait_until(lambda: stats(server)["queue_length"] == 0 and stats(server)["running_job"] is None,
                timeout=60, what="the server going idle")
     assert_serving(server)
+
+
+LAUNCHER = """
+import os, sys
+from pathlib import Path
+from backend.server import ServerConfig
+from backend.server.process import start_server_process
+folder = Path(sys.argv[1])
+backend = start_server_process(ServerConfig(device="cpu", models=("graph",), warm_up=False,
+                                            connection_file=folder / "backend.json"),
+                               log_path=folder / "backend.log")
+(folder / "pid").write_text(str(backend.proc.pid))
+os._exit(0)  # as a crash would: no clean-up, the backend is never told
+"""
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` is a live process (an exited one waiting to be reaped is not)."""
+    try:
+        stat = open(f"/proc/{pid}/stat").read()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads process states from /proc")
+def test_a_backend_ends_when_the_program_that_launched_it_dies(tmp_path):
+    """A crashed Blender (or a killed ``choreo demo``) leaves no backend holding a port and memory."""
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    subprocess.run([sys.executable, "-c", LAUNCHER, str(tmp_path)], cwd=root, check=True, timeout=300,
+                   env={**os.environ, "PYTHONPATH": root})
+    pid = int((tmp_path / "pid").read_text())
+    deadline = time.monotonic() + 60.0
+    while _running(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    log = (tmp_path / "backend.log").read_text()
+    assert not _running(pid), log[-2000:]
+    assert "has exited" in log and not (tmp_path / "backend.json").exists()

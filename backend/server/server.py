@@ -40,6 +40,7 @@ from zmq.utils.monitor import recv_monitor_message
 from backend.motion.skeleton import JOINT_NAMES
 from backend.server.config import ServerConfig, ServerConfigError, generate_token
 from backend.server.jobs import Job, JobBoard, Stats, client_timeout_error
+from backend.server.parent_watch import ParentWatch
 from backend.server.validation import audio_bytes, parse_generate, parse_inpaint
 from protocol.connection import default_connection_file, write_connection_file
 from protocol.errors import ChoreoError, ProtocolError
@@ -111,6 +112,7 @@ class Server:
         self.cache: Any = None
         self.num_frames: Any = None
         self.music_warm_up: Any = None  # the click track's analysis, running in a thread
+        self._parent = ParentWatch.from_env()
 
     # -- life cycle ------------------------------------------------------------------
 
@@ -177,6 +179,7 @@ class Server:
         loader.start()
         while loader.is_alive():
             loader.join(0.1)  # stay responsive to SIGINT/SIGTERM
+            self._check_parent()
         if failure:
             raise failure[0]
 
@@ -272,6 +275,7 @@ class Server:
                 self._forward_outbox(256)
             self._flush_backlogs()
             self._check_clients()
+            self._check_parent()
 
     def _finish(self, worker: threading.Thread) -> None:
         """Cancel queued and running jobs, let the worker say so, then answer ``shutdown``."""
@@ -579,6 +583,11 @@ class Server:
         log.warning("dropping job %s: %s", job.job_id, why)
         if silent and removed:  # a running one is told by the worker when it stops
             self._send_job(job, client_timeout_error(why))
+
+    def _check_parent(self) -> None:
+        """Shut down once the program that launched this backend has exited (parent_watch.py)."""
+        if self._parent is not None and self._parent.gone():
+            self.request_stop(f"the launching process {self._parent.pid} has exited")
 
     def _check_clients(self) -> None:
         """Drop the jobs of clients silent for longer than ``client_timeout``."""
