@@ -189,7 +189,8 @@ def _judged_lines(s: dict, out: Path) -> list[str]:
     if candidate and new:
         held = candidate["held_out"]
         at = lines.index("Against issue 14's bars:") if "Against issue 14's bars:" in lines else len(lines)
-        lines.insert(at + 2, f"- the checkpoint retrained on real motion (`{Path(candidate['checkpoint']).parent.name}/{Path(candidate['checkpoint']).name}`, not "
+        where = Path(candidate["checkpoint"])
+        lines.insert(at + 2, f"- the checkpoint retrained on real motion (`{where.parent.name}/{where.name}`, not "
                              f"bundled, docs/retraining.md), judged the same way: FID_k {held['fid_k']:.2f}, FID_g "
                              f"{held['fid_g']:.2f} against this one's {new['fid_k']:.2f} and {new['fid_g']:.2f}")
     return lines
