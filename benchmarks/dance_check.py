@@ -56,6 +56,13 @@ How the procedural-only checkpoint was made (2 CPU cores, no GPU), on the same p
 ```bash
 choreo train DATA --model fact --out RUN --steps 2400 --batch-size 32 --lr 0.0006 --ema-decay 0.995
 ```"""}
+REAL_RUNS: dict[str, str] = {
+    "fact": """\
+choreo train DATA --model fact --out RUN --steps 1000 --batch-size 32 --lr 3e-4 --init fact_default.pt@b72edfe
+choreo train DATA --model fact --out RUN --steps 5000 --batch-size 32 --lr 3e-4 --resume   # on to 5000 steps""",
+}
+"""The commands that made a bundled real-motion checkpoint, where a run was fine-tuned and then
+resumed (a resumed run's stored arguments name only its last leg)."""
 SECONDS = 30.0
 SEEDS = (0, 1)
 PROCEDURAL_ONLY_COMMIT = "b72edfe"
@@ -73,8 +80,11 @@ def _training_lines(model: str, train: dict, manifest: dict | None, history: str
                 "data: everything it learned can be shipped.", "", history]
     minutes, share = manifest["minutes"], manifest["share"]
     parts = ", ".join(f"{k} {minutes[k]:.1f} min ({share[k]:.0%})" for k in minutes)
+    fine_tuned = bool(train.get("init")) or model in REAL_RUNS
     start = (f"fine-tuned from the procedural-only checkpoint (`{model}_default.pt` as of commit "
-             f"{PROCEDURAL_ONLY_COMMIT}; its own training below)" if train.get("init") else "trained from scratch")
+             f"{PROCEDURAL_ONLY_COMMIT}; its own training below)" if fine_tuned else "trained from scratch")
+    command = REAL_RUNS.get(model) or (_train_command(model, train) + (
+        f" --init {model}_default.pt@{PROCEDURAL_ONLY_COMMIT}" if train.get("init") else ""))
     lines = [
         f"The whole training set of docs/real_data.md: real CMU dance capture paired with music whose beats "
         f"fall on the dancer's own motion beats (beat-grid songs and warps onto the Sectoid songs), `graph` "
@@ -84,14 +94,14 @@ def _training_lines(model: str, train: dict, manifest: dict | None, history: str
         "",
         "```bash",
         "python -m backend.training.real_dataset DATA",
-        _train_command(model, train) + (f" --init {model}_default.pt@{PROCEDURAL_ONLY_COMMIT}" if train.get("init") else ""),
+        command,
         f"cp RUN/model.pt backend/checkpoints/{model}_default.pt",
         "```",
         "",
         "CMU's credit: \"The data used in this project was obtained from mocap.cs.cmu.edu. The database was "
         "created with funding from NSF EIA-0196217.\"",
     ]
-    if train.get("init"):
+    if fine_tuned:
         lines += ["", "The procedural-only start:", "", history]
     return lines
 
