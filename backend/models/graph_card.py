@@ -17,7 +17,8 @@ def about(config: dict[str, Any]) -> str:
         "within 20 s; the dancer stays within the travel radius; the seed picks the opening. Cuts fade over "
         "0.4 s or longer with planted feet held, and toes that would sweep low over the floor are lifted by "
         "two-bone IK (`backend/models/graph_synthesis.py`). It streams a window of beats at a time and edits "
-        "like the networks: continuation, a range pinned at both ends, and a body part over the kept rest.")
+        "like the networks: continuation, a range pinned at both ends, a body part over the kept rest, and "
+        "keyframes inside a span (the made frames bent onto each key pose).")
 
 
 LIMITS: tuple[str, ...] = (
