@@ -188,7 +188,8 @@ def _models_section(m: dict[str, Any], images: dict[str, str]) -> list[str]:
     lines = ["## Generation speed per model and device (in process)", "",
              "Each registered model on each device, after one untimed warm-up window: wall clock from the "
              "`generate` call to the last and to the first chunk, best of "
-             f"{runs[0]['lengths'][0]['repeats'] if runs else 0}, the model's default options, the example "
+             f"{runs[0]['lengths'][0]['repeats'] if runs else 0} (the repeats go round the lengths, so a slow spell "
+             "of the machine does not fall on one length only), the model's default options, the example "
              "song's real music features repeated to the length (features not included: the server "
              "section has them). On CUDA also `torch.cuda.max_memory_allocated` per length.", ""]
     for run in runs:
