@@ -48,8 +48,9 @@ def prepare(work: Path) -> tuple[Path, Path]:
 
 READING: dict[str, list[str]] = {
     "graph": ["`graph` dances segments of this very capture (docs/motion_library.md), joined on the",
-              "music's beats, so its FID against it flatters it: the fair FID, against capture it never",
-              "saw, is in docs/retraining.md. Its beat scores are the ones to read here."],
+              "music's beats, so its FID against it flatters it, and no fairer one can be made here: its",
+              "library holds all the capture there is, held-out trials included (docs/retraining.md).",
+              "Its beat scores are the ones to read here."],
 }
 """Model-specific words for the "Reading it" paragraph (docs/model_card_<model>.md otherwise)."""
 
