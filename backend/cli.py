@@ -139,7 +139,8 @@ def _add_backend_arguments(p: argparse.ArgumentParser) -> None:
     from backend.models.registry import DEFAULT_MODEL, MODELS
     p.add_argument("--model", default=None,
                    help=f"generator: {', '.join(MODELS)} (default: the backend's, {DEFAULT_MODEL}; docs/models.md)")
-    p.add_argument("--checkpoint", type=Path, default=None, help="weights to load instead of the bundled ones")
+    p.add_argument("--checkpoint", type=Path, default=None,
+                   help="weights to load instead of the bundled ones (of the model the checkpoint holds, unless --model)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=None, help="sampling steps (model option)")
     p.add_argument("--guidance", type=float, default=None, help="guidance weight (model option)")
@@ -313,6 +314,19 @@ def _inpaint(args: argparse.Namespace) -> int:
     return 0
 
 
+def _checkpoint_model(path: Path) -> str:
+    """The model a checkpoint holds (``--checkpoint`` without ``--model``)."""
+    from backend.models.checkpoint import CheckpointError, load_checkpoint
+
+    try:
+        model = load_checkpoint(path).get("model")
+    except (OSError, CheckpointError) as exc:
+        raise SystemExit(f"choreo: --checkpoint {path}: {exc}") from None
+    if not model:
+        raise SystemExit(f"choreo: {path} does not say which model it holds: pass --model")
+    return str(model)
+
+
 class _backend:
     """A client to ``--connect``'s backend, or to a private backend process we start and stop."""
 
@@ -328,10 +342,9 @@ class _backend:
             return self.client
         from backend.server.config import ServerConfig
         from backend.server.process import start_server_process
-        models = (self.args.model,) if self.args.model else ()
-        checkpoints = {self.args.model or "edge": str(self.args.checkpoint)} if self.args.checkpoint else {}
-        if checkpoints and not models:
-            models = tuple(checkpoints)
+        model = self.args.model or (_checkpoint_model(self.args.checkpoint) if self.args.checkpoint else None)
+        models = (model,) if model else ()
+        checkpoints = {model: str(self.args.checkpoint)} if self.args.checkpoint else {}
         started = time.perf_counter()
         print("starting the backend ...", file=sys.stderr)
         self.process = start_server_process(ServerConfig(models=models, checkpoints=checkpoints,

@@ -62,3 +62,15 @@ def test_demo_runs_the_bundled_model_on_the_bundled_song(tmp_path):
     clip = MotionClip.load_npz(tmp_path / "demo" / "dance.npz")
     assert clip.seconds == pytest.approx(21.0, abs=0.05)
     assert "with model graph" in proc.stdout
+
+
+def test_a_checkpoint_without_model_runs_the_model_it_holds(tmp_path):
+    """``--checkpoint`` alone: the checkpoint names its model (here fact), not the default."""
+    proc = _choreo("demo", "--out", str(tmp_path / "demo"), "--seconds", "4",
+                   "--checkpoint", str(REPO / "backend" / "checkpoints" / "fact_default.pt"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "with model fact" in proc.stdout
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint")
+    proc = _choreo("demo", "--out", str(tmp_path / "x"), "--checkpoint", str(junk))
+    assert proc.returncode != 0 and "--checkpoint" in proc.stderr and "not a loadable" in proc.stderr
