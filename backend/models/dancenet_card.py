@@ -72,9 +72,10 @@ MISSED: dict[str, str] = {
     "pose_spread": "Each drawn frame is pulled 5 % towards the average pose (`drift_leak`), without which it "
                    "drifts over 30 s (Limits); the procedural dances it learned are small too.",
     "jerk_per_speed": "Each frame is drawn from the mixture with its own noise, independent from one frame to the "
-                      "next, and that noise is the jerk: at `temperature` 0 (no noise) the jerk per unit speed is "
-                      "278 but the dancer hardly moves (0.15 m/s), and from 0.25 to 0.7 it stays near 2,400 while "
-                      "the speed grows with the noise (measured on a training song). The learned spread is far "
+                      "next, and that noise is the jerk: on the real-motion retraining, at `temperature` 0 (no "
+                      "noise) the jerk per unit speed is 276 but the dancer hardly moves (0.15 m/s), at 0.25 and "
+                      "0.7 it is 2,384 and 2,490 while the speed grows with the noise (`benchmarks/noise_probe.py`"
+                      "). The learned spread is far "
                       "wider than real motion's change from one frame to the next; narrowing it needs a longer "
                       "run with less input noise, not done.",
     "toe_skating": "The same frame-to-frame noise moves the feet it says are planted; grounding puts them on the "

@@ -34,10 +34,10 @@ MISSED: dict[str, str] = {
                    "retraining on real motion reached 0.135 m on average but was not bundled (fid_k below).",
     "mean_joint_speed": "The procedural dances' pace (0.39 m/s), and in the slowest runs less.",
     "jerk_per_speed": "A diffusion denoiser trained 6,000 steps on two CPU cores leaves frame-to-frame noise in "
-                      "what it makes: 977 against its training data's own 605. More DDIM steps, no guidance or "
-                      "eta 0 do not change it (1,454-1,607 on a training song for the real-motion candidate), so "
-                      "the noise is in the network, not the sampler; the real-motion retraining went from 1,401 "
-                      "after 1,500 steps to 1,211 after 4,500.",
+                      "what it makes: 977 against its training data's own 605. The sampler is not the cause: on "
+                      "the real-motion candidate, 50 DDIM steps, no guidance or eta 0 give 1,166, 1,197 and "
+                      "1,317 against 1,149 with the defaults; training is: 1,401 after 1,500 steps, 1,149 after "
+                      "4,500 (`benchmarks/noise_probe.py`, its two probe songs).",
     "toe_skating": "In its worst run planted feet slide in 16 % of frames (bar 15 %): the same noise, at the feet.",
     "freeze_ratio": "In its worst run the last 10 s move at 0.60 of the first 10 s: the procedural vocabulary is "
                     "small and it sometimes settles into one groove.",
